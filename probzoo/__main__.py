@@ -1,0 +1,3 @@
+from probzoo.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,124 @@
+"""Every ArviZ call probzoo makes, in one module.
+
+ArviZ 0.23 (the line that installs on Python 3.11) and ArviZ >= 1.0 differ in ``from_dict``, summary
+columns and return types; keeping the calls here makes moving to 1.x a one-file change. Only API that
+exists in both lines is used: from_numpyro, from_dict, from_netcdf, summary, ess, rhat, loo, compare.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+with warnings.catch_warnings():
+    # arviz 0.23 announces its 1.0 refactor with a FutureWarning at import time.
+    warnings.simplefilter("ignore", FutureWarning)
+    import arviz as az
+
+__all__ = ["az", "compare", "ess", "from_mcmc", "from_samples", "load_netcdf", "loo", "rhat", "summary"]
+
+SVI_NOTE = (
+    "variational fit: draws come from one guide, not from independent Markov chains, "
+    "so r_hat and ESS are not convergence diagnostics here"
+)
+
+
+def _as_numpy(tree: Mapping[str, Any] | None, *, add_chain: bool) -> dict[str, np.ndarray] | None:
+    if tree is None:
+        return None
+    out = {}
+    for k, v in tree.items():
+        arr = np.asarray(v)
+        out[k] = arr[None] if add_chain else arr
+    return out
+
+
+def from_samples(
+    posterior: Mapping[str, Any],
+    *,
+    log_likelihood: Mapping[str, Any] | None = None,
+    posterior_predictive: Mapping[str, Any] | None = None,
+    observed_data: Mapping[str, Any] | None = None,
+    constant_data: Mapping[str, Any] | None = None,
+    dims: Mapping[str, list[str]] | None = None,
+    attrs: Mapping[str, Any] | None = None,
+    chains: bool = False,
+) -> az.InferenceData:
+    """InferenceData from arrays of draws.
+
+    With ``chains=False`` every array's leading axis is the draw axis and a single chain is added;
+    with ``chains=True`` arrays already carry (chain, draw, ...).
+    """
+    add = not chains
+    idata = az.from_dict(
+        posterior=_as_numpy(posterior, add_chain=add) or None,
+        log_likelihood=_as_numpy(log_likelihood, add_chain=add),
+        posterior_predictive=_as_numpy(posterior_predictive, add_chain=add),
+        observed_data=_as_numpy(observed_data, add_chain=False),
+        constant_data=_as_numpy(constant_data, add_chain=False),
+        dims=dict(dims) if dims else None,
+    )
+    if attrs:
+        for group in idata.groups():
+            getattr(idata, group).attrs.update({k: str(v) for k, v in attrs.items()})
+    return idata
+
+
+def from_mcmc(mcmc: Any, *, log_likelihood: bool = True, posterior_predictive: Mapping[str, Any] | None = None,
+              dims: Mapping[str, list[str]] | None = None, attrs: Mapping[str, Any] | None = None) -> az.InferenceData:
+    """InferenceData from a finished ``numpyro.infer.MCMC`` (chains kept apart for r_hat)."""
+    pp = None
+    if posterior_predictive is not None:
+        pp = {k: np.asarray(v) for k, v in posterior_predictive.items()}
+    idata = az.from_numpyro(mcmc, log_likelihood=log_likelihood, posterior_predictive=pp,
+                            dims=dict(dims) if dims else None)
+    if attrs:
+        for group in idata.groups():
+            getattr(idata, group).attrs.update({k: str(v) for k, v in attrs.items()})
+    return idata
+
+
+def summary(idata: az.InferenceData, var_names: list[str] | None = None, *, diagnostics: bool = True):
+    """``az.summary``; only the statistics (no r_hat/ESS) when ``diagnostics`` is False."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return az.summary(idata, var_names=var_names, kind="all" if diagnostics else "stats")
+
+
+def loo(idata: az.InferenceData, var_name: str | None = None, pointwise: bool = False):
+    """PSIS-LOO (``az.loo``) on the fit's pointwise log-likelihood."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return az.loo(idata, var_name=var_name, pointwise=pointwise)
+
+
+def compare(fits: Mapping[str, az.InferenceData], var_name: str | None = None):
+    """``az.compare`` of several fits by ELPD-LOO."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return az.compare(dict(fits), ic="loo", var_name=var_name)
+
+
+def rhat(idata_or_array: Any, **kwargs: Any):
+    """``az.rhat``: on an InferenceData or on an array of shape (chain, draw)."""
+    return az.rhat(idata_or_array, **kwargs)
+
+
+def ess(idata_or_array: Any, **kwargs: Any):
+    """``az.ess`` (bulk by default)."""
+    return az.ess(idata_or_array, **kwargs)
+
+
+def to_netcdf(idata: az.InferenceData, path: str) -> None:
+    idata.to_netcdf(path, engine="h5netcdf")
+
+
+def load_netcdf(path: str) -> az.InferenceData:
+    """Read an InferenceData fully into memory (so the file can be moved or replaced afterwards)."""
+    idata = az.from_netcdf(path, engine="h5netcdf")
+    for group in idata.groups():
+        getattr(idata, group).load()
+    return idata

@@ -1,0 +1,122 @@
+"""Atomic, checksummed checkpoints of a training state (any pytree of arrays).
+
+A checkpoint is one ``.npz`` file: the state's leaves, the step reached, the loss trace so far and a
+JSON header with a SHA-256 of every array. It is written to a temporary file in the same folder and
+renamed into place, so an interruption never leaves a half-written checkpoint under the real name;
+a truncated or corrupted file is detected on load.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import jax
+import numpy as np
+
+__all__ = ["Checkpoint", "CorruptFileError", "atomic_write", "load_checkpoint", "save_checkpoint", "sha256"]
+
+FORMAT = "probzoo-checkpoint-1"
+
+
+class CorruptFileError(ValueError):
+    """A checkpoint or saved fit that is truncated, corrupted or not a probzoo file."""
+
+
+def sha256(data: bytes | np.ndarray) -> str:
+    if isinstance(data, np.ndarray):
+        data = np.ascontiguousarray(data).tobytes() + str(data.dtype).encode() + str(data.shape).encode()
+    return hashlib.sha256(data).hexdigest()
+
+
+def atomic_write(path: str | os.PathLike, write: Any) -> None:
+    """Call ``write(fileobj)`` on a temporary file next to ``path``, fsync it, then rename it into place."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            write(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+@dataclass
+class Checkpoint:
+    leaves: list[np.ndarray]
+    step: int
+    losses: np.ndarray
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def restore(self, template: Any) -> Any:
+        """Rebuild the saved state with the tree structure of ``template`` (a freshly initialised state)."""
+        t_leaves, treedef = jax.tree_util.tree_flatten(template)
+        if len(t_leaves) != len(self.leaves):
+            raise ValueError(
+                f"resume: the checkpoint holds {len(self.leaves)} arrays but this model's state has "
+                f"{len(t_leaves)}; it was written by a different model or configuration"
+            )
+        for i, (a, b) in enumerate(zip(t_leaves, self.leaves, strict=True)):
+            if np.shape(a) != b.shape or np.asarray(a).dtype != b.dtype:
+                raise ValueError(
+                    f"resume: array {i} of the checkpoint has shape {b.shape} {b.dtype} but this model's "
+                    f"state needs {np.shape(a)} {np.asarray(a).dtype}; different model or configuration"
+                )
+        return jax.tree_util.tree_unflatten(treedef, [jax.numpy.asarray(b) for b in self.leaves])
+
+
+def save_checkpoint(path: str | os.PathLike, state: Any, step: int, losses: np.ndarray, **meta: Any) -> None:
+    """Write ``state`` (a pytree of arrays) atomically, with the step and loss trace."""
+    leaves = [np.asarray(x) for x in jax.tree_util.tree_leaves(state)]
+    losses = np.asarray(losses, dtype=np.float32)
+    header = {
+        "format": FORMAT,
+        "step": int(step),
+        "n_leaves": len(leaves),
+        "checksums": [sha256(a) for a in leaves],
+        "losses_checksum": sha256(losses),
+        "meta": meta,
+    }
+    arrays = {f"leaf_{i}": a for i, a in enumerate(leaves)}
+    arrays["losses"] = losses
+    arrays["header"] = np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)
+    atomic_write(path, lambda fh: np.savez(fh, **arrays))
+
+
+def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
+    """Read a checkpoint, verifying its format and every array's checksum."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"resume: no checkpoint at {path}")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            files = dict(z.items())
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError, KeyError) as err:
+        raise CorruptFileError(f"resume: {path} is truncated or corrupt ({type(err).__name__}: {err})") from None
+    try:
+        header = json.loads(bytes(files.pop("header")).decode())
+    except (KeyError, ValueError) as err:
+        raise CorruptFileError(f"resume: {path} has no readable header; not a probzoo checkpoint") from err
+    if header.get("format") != FORMAT:
+        raise CorruptFileError(f"resume: {path} is not a {FORMAT} file")
+    leaves = [files.get(f"leaf_{i}") for i in range(header["n_leaves"])]
+    if any(a is None for a in leaves) or "losses" not in files:
+        raise CorruptFileError(f"resume: {path} is missing arrays; the file is incomplete")
+    for i, (a, digest) in enumerate(zip(leaves, header["checksums"], strict=True)):
+        if sha256(a) != digest:
+            raise CorruptFileError(f"resume: array {i} of {path} fails its checksum; the file is corrupt")
+    losses = files["losses"]
+    if sha256(losses) != header["losses_checksum"]:
+        raise CorruptFileError(f"resume: the loss trace in {path} fails its checksum; the file is corrupt")
+    return Checkpoint(leaves=leaves, step=int(header["step"]), losses=losses, meta=header.get("meta", {}))

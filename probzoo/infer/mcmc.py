@@ -1,0 +1,67 @@
+"""The MCMC runner: ``numpyro.infer.MCMC`` for any kernel, with chains spread over devices when possible."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import jax
+from numpyro.infer import MCMC
+from numpyro.infer.mcmc import MCMCKernel
+
+from probzoo.validation import check_choice, check_int, check_seed
+
+__all__ = ["MCMCRun", "choose_chain_method", "run_mcmc"]
+
+
+@dataclass
+class MCMCRun:
+    mcmc: MCMC
+    wall_time: float
+    chain_method: str
+
+    def samples(self, group_by_chain: bool = False) -> dict[str, Any]:
+        return self.mcmc.get_samples(group_by_chain=group_by_chain)
+
+
+def choose_chain_method(num_chains: int) -> str:
+    """"parallel" when there is a device per chain, "vectorized" otherwise ("sequential" for one chain)."""
+    if num_chains == 1:
+        return "sequential"
+    return "parallel" if jax.local_device_count() >= num_chains else "vectorized"
+
+
+def run_mcmc(
+    kernel: MCMCKernel,
+    *args: Any,
+    num_warmup: int = 500,
+    num_samples: int = 500,
+    num_chains: int = 2,
+    thinning: int = 1,
+    seed: int = 0,
+    progress: bool = False,
+    chain_method: str | None = None,
+    init_params: Any = None,
+    extra_fields: tuple[str, ...] = (),
+    **kwargs: Any,
+) -> MCMCRun:
+    """Run ``kernel`` under ``numpyro.infer.MCMC`` on the model data ``*args``/``**kwargs``.
+
+    ``chain_method=None`` picks "parallel" (one device per chain, e.g. with
+    ``XLA_FLAGS=--xla_force_host_platform_device_count=N``) when enough devices exist, else "vectorized".
+    """
+    if not isinstance(kernel, MCMCKernel):
+        raise TypeError(f"kernel: expected a numpyro MCMCKernel, got {type(kernel).__name__}")
+    num_warmup = check_int(num_warmup, "num_warmup", minimum=0)
+    num_samples = check_int(num_samples, "num_samples", minimum=1)
+    num_chains = check_int(num_chains, "num_chains", minimum=1)
+    seed = check_seed(seed)
+    method = chain_method or choose_chain_method(num_chains)
+    check_choice(method, "chain_method", ("parallel", "vectorized", "sequential"))
+    mcmc = MCMC(kernel, num_warmup=num_warmup, num_samples=num_samples, num_chains=num_chains,
+                thinning=thinning, chain_method=method, progress_bar=progress)
+    t0 = time.perf_counter()
+    mcmc.run(jax.random.PRNGKey(seed), *args, init_params=init_params, extra_fields=extra_fields, **kwargs)
+    jax.block_until_ready(mcmc.get_samples())
+    return MCMCRun(mcmc=mcmc, wall_time=time.perf_counter() - t0, chain_method=method)

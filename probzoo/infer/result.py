@@ -1,0 +1,189 @@
+"""``Fit``: what every probzoo model's ``fit`` returns, and its save/load.
+
+A fit holds the learned parameters, posterior draws where the method has them, the loss trace, timing
+and an ``arviz.InferenceData``. ``fit.save(path)`` writes a folder with ``arrays.npz`` (params, draws
+and any data the fit needs), ``idata.nc`` (netCDF) and ``meta.json`` (model, configuration, method,
+timing and a SHA-256 of every file), and ``probzoo.load(path)`` rebuilds the same fit exactly.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from probzoo.infer import arviz_io
+from probzoo.infer.checkpoint import CorruptFileError, sha256
+
+__all__ = ["Fit", "load"]
+
+FORMAT = "probzoo-fit-1"
+_SEP = "/"
+
+
+def _flatten(tree: Any, prefix: str, out: dict[str, np.ndarray]) -> None:
+    if isinstance(tree, dict):
+        for k, v in tree.items():
+            if not isinstance(k, str) or _SEP in k or not k:
+                raise TypeError(f"save: parameter names must be non-empty strings without '/', got {k!r}")
+            _flatten(v, f"{prefix}{_SEP}{k}", out)
+    else:
+        out[prefix] = np.asarray(tree)
+
+
+def _unflatten(flat: dict[str, np.ndarray], group: str) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in flat.items():
+        parts = key.split(_SEP)
+        if parts[0] != group:
+            continue
+        node = out
+        for p in parts[1:-1]:
+            node = node.setdefault(p, {})
+        node[parts[-1]] = value
+    return out
+
+
+@dataclass
+class Fit:
+    """A trained model: parameters, draws, losses, timing and InferenceData.
+
+    ``model`` is the probzoo model object that produced the fit (it holds the hyper-parameters and the
+    networks' structure); model-specific subclasses add prediction methods.
+    """
+
+    model: Any
+    method: str
+    params: dict[str, Any]
+    idata: Any = None
+    losses: np.ndarray = field(default_factory=lambda: np.zeros((0,), np.float32))
+    samples: dict[str, Any] = field(default_factory=dict)
+    arrays: dict[str, Any] = field(default_factory=dict)
+    wall_time: float = float("nan")
+    compile_time: float = float("nan")
+    seed: int = 0
+    info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def run_time(self) -> float:
+        """Wall time without compilation (where compilation was timed apart)."""
+        ct = self.compile_time if np.isfinite(self.compile_time) else 0.0
+        return self.wall_time - ct
+
+    @property
+    def is_mcmc(self) -> bool:
+        return bool(self.info.get("mcmc", False))
+
+    def summary(self, var_names: list[str] | None = None):
+        """``az.summary`` of the posterior. r_hat/ESS are shown only for MCMC fits: a variational fit has
+        one set of guide draws, not independent chains, so those columns would not mean convergence."""
+        if self.idata is None or "posterior" not in self.idata.groups():
+            raise ValueError(f"summary: this {self.method} fit has no posterior draws")
+        return arviz_io.summary(self.idata, var_names=var_names, diagnostics=self.is_mcmc)
+
+    def __repr__(self) -> str:
+        name = type(self.model).__name__ if self.model is not None else "?"
+        return (f"{type(self).__name__}(model={name}, method={self.method!r}, "
+                f"wall_time={self.wall_time:.2f}s, final_loss="
+                f"{(float(self.losses[-1]) if len(self.losses) else float('nan')):.4g})")
+
+    # --- persistence -----------------------------------------------------------------------------
+    def save(self, path: str | os.PathLike, overwrite: bool = False) -> Path:
+        """Write the fit to the folder ``path``; refuses to replace an existing one unless ``overwrite``."""
+        path = Path(path)
+        if path.exists() and not overwrite:
+            raise FileExistsError(f"path: {path} exists; pass overwrite=True to replace it")
+        if self.model is None or not hasattr(self.model, "get_config"):
+            raise TypeError("save: the fit has no probzoo model attached, so it cannot be rebuilt on load")
+        flat: dict[str, np.ndarray] = {}
+        _flatten(self.params, "params", flat)
+        _flatten(self.samples, "samples", flat)
+        _flatten(self.arrays, "arrays", flat)
+        flat["losses"] = np.asarray(self.losses)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+        try:
+            with open(tmp / "arrays.npz", "wb") as fh:
+                np.savez(fh, **flat)
+            files = ["arrays.npz"]
+            if self.idata is not None:
+                arviz_io.to_netcdf(self.idata, str(tmp / "idata.nc"))
+                files.append("idata.nc")
+            meta = {
+                "format": FORMAT,
+                "model": type(self.model).__name__,
+                "config": self.model.get_config(),
+                "fit_class": type(self).__name__,
+                "method": self.method,
+                "wall_time": self.wall_time,
+                "compile_time": self.compile_time,
+                "seed": self.seed,
+                "info": self.info,
+                "checksums": {f: sha256((tmp / f).read_bytes()) for f in files},
+            }
+            (tmp / "meta.json").write_text(json.dumps(meta, indent=1, default=_json_default))
+            if path.exists():
+                shutil.rmtree(path)
+            os.replace(tmp, path)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        return path
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, (np.integer,)):
+        return int(obj)
+    if isinstance(obj, (np.floating,)):
+        return float(obj)
+    if isinstance(obj, (np.ndarray, tuple)):
+        return list(np.asarray(obj).tolist())
+    raise TypeError(f"save: cannot store {type(obj).__name__} in the fit's metadata")
+
+
+def load(path: str | os.PathLike) -> Fit:
+    """Load a fit written by ``Fit.save``, checking every file against its recorded checksum."""
+    from probzoo.zoo import model_class
+
+    path = Path(path)
+    if not path.is_dir():
+        raise FileNotFoundError(f"path: no saved fit at {path}")
+    try:
+        meta = json.loads((path / "meta.json").read_text())
+    except (OSError, ValueError) as err:
+        raise CorruptFileError(f"path: {path}/meta.json is missing or unreadable ({err})") from None
+    if meta.get("format") != FORMAT:
+        raise CorruptFileError(f"path: {path} is not a {FORMAT} folder")
+    for name, digest in meta.get("checksums", {}).items():
+        f = path / name
+        if not f.is_file() or sha256(f.read_bytes()) != digest:
+            raise CorruptFileError(f"path: {f} is missing, truncated or corrupt (checksum mismatch)")
+    try:
+        with np.load(path / "arrays.npz", allow_pickle=False) as z:
+            flat = dict(z.items())
+    except (zipfile.BadZipFile, OSError, ValueError) as err:
+        raise CorruptFileError(f"path: {path}/arrays.npz is unreadable ({err})") from None
+    cls = model_class(meta["model"])
+    model = cls(**meta["config"])
+    fit_cls = getattr(model, "fit_class", Fit)
+    idata = arviz_io.load_netcdf(str(path / "idata.nc")) if "idata.nc" in meta.get("checksums", {}) else None
+    return fit_cls(
+        model=model,
+        method=meta["method"],
+        params=_unflatten(flat, "params"),
+        idata=idata,
+        losses=flat["losses"],
+        samples=_unflatten(flat, "samples"),
+        arrays=_unflatten(flat, "arrays"),
+        wall_time=meta["wall_time"],
+        compile_time=meta["compile_time"],
+        seed=meta["seed"],
+        info=meta["info"],
+    )

@@ -1,0 +1,290 @@
+"""The SVI runner: jit-compiled steps run in ``lax.scan`` chunks, minibatches, NaN guard, checkpoints.
+
+Minibatching works through a subsampled plate: the model declares
+``with numpyro.plate(plate, N) as idx: ... obs=x[idx]`` and the runner substitutes the indices of
+each step's minibatch into that plate (in model and guide alike), so NumPyro scales the likelihood by
+N / batch_size exactly as it does for its own ``subsample_size``. Batches are drawn without
+replacement: one permutation of the data per epoch.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from numpyro import handlers
+from numpyro.infer import SVI, Trace_ELBO
+from numpyro.infer.svi import SVIState
+from numpyro.optim import _NumPyroOptim, optax_to_numpyro
+from tqdm.auto import tqdm
+
+from probzoo.infer.checkpoint import load_checkpoint, save_checkpoint
+from probzoo.validation import check_int, check_positive, check_seed
+
+__all__ = ["NonFiniteLossError", "SVIRun", "run_svi"]
+
+
+class NonFiniteLossError(FloatingPointError):
+    """The training loss became NaN or infinite; the message names the step."""
+
+
+@dataclass
+class SVIRun:
+    """What :func:`run_svi` returns."""
+
+    params: dict[str, Any]
+    losses: np.ndarray
+    state: SVIState
+    svi: SVI
+    wall_time: float
+    compile_time: float
+    num_steps: int
+    steps_per_epoch: int | None
+
+    @property
+    def run_time(self) -> float:
+        return self.wall_time - self.compile_time
+
+
+def _with_batch(fn: Callable, plate: str) -> Callable:
+    def batched(*args: Any, _batch_idx: Any = None, **kwargs: Any) -> Any:
+        if _batch_idx is None:
+            return fn(*args, **kwargs)
+        with handlers.substitute(data={plate: _batch_idx}):
+            return fn(*args, **kwargs)
+
+    return batched
+
+
+def _split_static(tree: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    dynamic, static = {}, {}
+    for k, v in tree.items():
+        (dynamic if isinstance(v, (np.ndarray, jax.Array)) else static)[k] = v
+    return dynamic, static
+
+
+def _as_optim(optim: Any, learning_rate: float) -> _NumPyroOptim:
+    if optim is None:
+        return optax_to_numpyro(optax.adam(learning_rate))
+    if isinstance(optim, _NumPyroOptim):
+        return optim
+    if isinstance(optim, optax.GradientTransformation):
+        return optax_to_numpyro(optim)
+    raise TypeError(f"optim: expected an optax GradientTransformation or a numpyro optimiser, got {type(optim)}")
+
+
+def _plan(total: int, start: int, spe: int | None, chunk: int) -> list[tuple[str, int, int]]:
+    """Chunks from global step 0 (so a resumed run follows the same schedule), skipping those before start.
+
+    Each item is ("steps", first_step, length) for full-batch runs; with minibatches ("epochs", first_epoch,
+    n_epochs) for whole epochs and ("partial", epoch, length) for a last, partial epoch.
+    """
+    plan, step = [], 0
+    if spe is None:
+        while step < total:
+            length = min(chunk, total - step)
+            if step >= start:
+                plan.append(("steps", step, length))
+            step += length
+        return plan
+    per = max(1, chunk // spe)
+    while step < total:
+        n_epochs = min(per, (total - step) // spe)
+        if n_epochs > 0:
+            item, length = ("epochs", step // spe, n_epochs), n_epochs * spe
+        else:
+            item, length = ("partial", step // spe, total - step), total - step
+        if step >= start:
+            plan.append(item)
+        step += length
+    return plan
+
+
+def _chunk_start(item: tuple[str, int, int], spe: int | None) -> int:
+    kind, first, _ = item
+    return first if kind == "steps" else first * spe  # type: ignore[operator]
+
+
+def run_svi(
+    model: Callable,
+    guide: Callable,
+    *args: Any,
+    optim: Any = None,
+    learning_rate: float = 1e-3,
+    loss: Any = None,
+    num_steps: int | None = None,
+    epochs: int | None = None,
+    batch_size: int | None = None,
+    data_size: int | None = None,
+    plate: str = "data",
+    seed: int = 0,
+    init_params: dict[str, Any] | None = None,
+    progress: bool = False,
+    chunk_size: int | None = None,
+    callback: Callable[[int, np.ndarray, SVIState], Any] | None = None,
+    checkpoint: str | os.PathLike | None = None,
+    checkpoint_every: int | None = None,
+    resume: str | os.PathLike | None = None,
+    desc: str = "SVI",
+    **kwargs: Any,
+) -> SVIRun:
+    """Run SVI on ``model``/``guide`` with data ``*args``/``**kwargs``.
+
+    Budget: ``num_steps`` optimisation steps, or ``epochs`` passes over the data in minibatches of
+    ``batch_size`` (the last incomplete batch of each epoch is dropped). Steps run inside ``lax.scan``
+    in chunks of about ``chunk_size`` steps (whole epochs when minibatching), so Python runs once a chunk.
+    ``init_params`` continues from given parameter values. ``checkpoint``/``checkpoint_every`` save the
+    full SVI state atomically every so many steps (at the next chunk end); ``resume`` continues from such a
+    file and ends with exactly the parameters of an uninterrupted run. ``callback(step, losses, state)``
+    is called after every chunk.
+    """
+    seed = check_seed(seed)
+    learning_rate = check_positive(learning_rate, "learning_rate")
+    if (num_steps is None) == (epochs is None):
+        raise ValueError("num_steps, epochs: give exactly one budget")
+    spe = None
+    if batch_size is not None:
+        batch_size = check_int(batch_size, "batch_size", minimum=1)
+        if data_size is None:
+            if not args:
+                raise ValueError("data_size: needed with batch_size when the data are not positional")
+            data_size = int(np.shape(args[0])[0])
+        data_size = check_int(data_size, "data_size", minimum=1)
+        if batch_size > data_size:
+            raise ValueError(f"batch_size: {batch_size} exceeds the number of data points ({data_size})")
+        spe = data_size // batch_size
+    if epochs is not None:
+        epochs = check_int(epochs, "epochs", minimum=1)
+        total = epochs * (spe or 1)
+    else:
+        total = check_int(num_steps, "num_steps", minimum=1)
+    if chunk_size is None:
+        chunk_size = spe * max(1, math.ceil(50 / spe)) if spe else int(np.clip(math.ceil(total / 100), 1, 1000))
+    chunk_size = check_int(chunk_size, "chunk_size", minimum=1)
+    if checkpoint_every is not None:
+        checkpoint_every = check_int(checkpoint_every, "checkpoint_every", minimum=1)
+        if checkpoint is None:
+            raise ValueError("checkpoint: checkpoint_every needs a checkpoint path")
+
+    svi = SVI(_with_batch(model, plate), _with_batch(guide, plate), _as_optim(optim, learning_rate),
+              loss if loss is not None else Trace_ELBO())
+    dyn_args = [a if isinstance(a, (np.ndarray, jax.Array)) else None for a in args]
+    static_args = [None if d is not None else a for a, d in zip(args, dyn_args, strict=True)]
+    dyn_kwargs, static_kwargs = _split_static(kwargs)
+
+    def call_args(dargs: list[Any]) -> list[Any]:
+        return [d if d is not None else s for d, s in zip(dargs, static_args, strict=True)]
+
+    key_init, key_data = jax.random.split(jax.random.PRNGKey(seed))
+    first_idx = None if spe is None else jnp.arange(batch_size)
+    state = svi.init(key_init, *args, init_params=init_params, _batch_idx=first_idx, **kwargs)
+
+    start, losses_done = 0, np.zeros((0,), np.float32)
+    if resume is not None:
+        ckpt = load_checkpoint(resume)
+        if ckpt.meta.get("total") not in (None, total):
+            raise ValueError(f"resume: the checkpoint was written by a run of {ckpt.meta['total']} steps, "
+                             f"this run has {total}")
+        state = ckpt.restore(state)
+        start, losses_done = ckpt.step, ckpt.losses
+
+    def one_step(st: SVIState, idx: Any, dargs: list[Any], dkw: dict[str, Any]) -> tuple[SVIState, Any]:
+        return svi.update(st, *call_args(dargs), _batch_idx=idx, **dkw, **static_kwargs)
+
+    def steps_fn(st, dargs, dkw, length):
+        return jax.lax.scan(lambda s, _: one_step(s, None, dargs, dkw), st, None, length=length)
+
+    def epoch_segment(st, epoch, dargs, dkw, length):
+        perm = jax.random.permutation(jax.random.fold_in(key_data, epoch), data_size)
+
+        def body(s, pos):
+            idx = jax.lax.dynamic_slice_in_dim(perm, pos * batch_size, batch_size)
+            return one_step(s, idx, dargs, dkw)
+
+        return jax.lax.scan(body, st, jnp.arange(length))
+
+    def epochs_fn(st, dargs, dkw, first_epoch, n_epochs):
+        def body(s, e):
+            return epoch_segment(s, e, dargs, dkw, spe)
+
+        st, losses = jax.lax.scan(body, st, first_epoch + jnp.arange(n_epochs))
+        return st, losses.reshape(-1)
+
+    def partial_fn(st, dargs, dkw, epoch, length):
+        return epoch_segment(st, epoch, dargs, dkw, length)
+
+    compiled: dict[tuple[str, int], Any] = {}
+    compile_time = 0.0
+
+    def get(kind: str, length: int, example: tuple) -> Any:
+        nonlocal compile_time
+        if (kind, length) not in compiled:
+            t0 = time.perf_counter()
+            if kind == "steps":
+                fn = jax.jit(lambda st, d, k: steps_fn(st, d, k, length))
+            elif kind == "epochs":
+                fn = jax.jit(lambda st, d, k, e: epochs_fn(st, d, k, e, length))
+            else:
+                fn = jax.jit(lambda st, d, k, e: partial_fn(st, d, k, e, length))
+            compiled[(kind, length)] = fn.lower(*example).compile()
+            compile_time += time.perf_counter() - t0
+        return compiled[(kind, length)]
+
+    plan = _plan(total, start, spe, chunk_size)
+    if start and plan and _chunk_start(plan[0], spe) != start:
+        raise ValueError("resume: the checkpoint's step does not fall on a chunk boundary of this run")
+    loss_parts = [losses_done]
+    step = start
+    last_ckpt = start
+    t_start = time.perf_counter()
+    bar = tqdm(total=total, initial=start, desc=desc, disable=not progress, leave=False, dynamic_ncols=True)
+    try:
+        for kind, first, length in plan:
+            if kind == "steps":
+                fn = get(kind, length, (state, dyn_args, dyn_kwargs))
+                state, chunk_losses = fn(state, dyn_args, dyn_kwargs)
+            else:
+                e = jnp.asarray(first, jnp.int32)
+                fn = get(kind, length, (state, dyn_args, dyn_kwargs, e))
+                state, chunk_losses = fn(state, dyn_args, dyn_kwargs, e)
+            chunk_losses = np.asarray(chunk_losses, dtype=np.float32)
+            bad = ~np.isfinite(chunk_losses)
+            if bad.any():
+                at = step + int(np.argmax(bad)) + 1
+                raise NonFiniteLossError(
+                    f"{desc}: the loss became {chunk_losses[np.argmax(bad)]} at step {at} of {total}; "
+                    "stopping (lower the learning rate, or check the data's scale)"
+                )
+            step += chunk_losses.shape[0]
+            loss_parts.append(chunk_losses)
+            bar.update(chunk_losses.shape[0])
+            bar.set_postfix(loss=f"{float(np.mean(chunk_losses)):.4g}")
+            if checkpoint is not None and checkpoint_every is not None and (
+                step // checkpoint_every > last_ckpt // checkpoint_every or step == total
+            ):
+                save_checkpoint(checkpoint, state, step, np.concatenate(loss_parts), total=total)
+                last_ckpt = step
+            if callback is not None:
+                callback(step, np.concatenate(loss_parts), state)
+    finally:
+        bar.close()
+    jax.block_until_ready(state)
+    wall = time.perf_counter() - t_start
+    return SVIRun(
+        params=svi.get_params(state),
+        losses=np.concatenate(loss_parts),
+        state=state,
+        svi=svi,
+        wall_time=wall,
+        compile_time=compile_time,
+        num_steps=total,
+        steps_per_epoch=spe,
+    )

@@ -1,0 +1,83 @@
+"""The zoo's registry: model classes (for ``load``) and CLI entries (for ``probzoo list/fit/tour``).
+
+Each model module registers its class with :func:`register_model` and one :class:`ZooEntry` with
+:func:`register_entry`; the CLI and the tour know nothing model-specific beyond what an entry says.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = ["ZooEntry", "entries", "get_entry", "model_class", "register_entry", "register_model"]
+
+_MODEL_CLASSES: dict[str, type] = {}
+_ENTRIES: dict[str, ZooEntry] = {}
+
+# Modules that register zoo models; imported lazily so that ``import probzoo.zoo`` stays cheap.
+MODEL_MODULES = ("probzoo.models.mdn", "probzoo.models.ukr", "probzoo.models.clustering_vae", "probzoo.models.rbm")
+
+
+@dataclass
+class ZooEntry:
+    """How the CLI runs one model.
+
+    ``datasets`` maps a data-set name to ``loader(seed) -> tuple`` of the arrays ``fit`` takes
+    positionally (plus an optional dict of extras such as true labels, passed to ``report``).
+    ``report(fit, data, extras, out_dir) -> (metrics, figure paths)`` scores a fit and draws its figures.
+    ``tour_runs`` lists (method, fit keyword arguments) for ``probzoo tour`` at a small budget.
+    """
+
+    name: str
+    model_class: type
+    description: str
+    methods: tuple[str, ...]
+    datasets: dict[str, Callable[[int], tuple[tuple[Any, ...], dict[str, Any]]]]
+    default_data: str
+    report: Callable[[Any, tuple[Any, ...], dict[str, Any], Path], tuple[dict[str, Any], list[Path]]]
+    tour_runs: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    model_kwargs: dict[str, Any] = field(default_factory=dict)
+    tour_model_kwargs: dict[str, Any] = field(default_factory=dict)
+    compare: Callable[..., Any] | None = None
+
+
+def register_model(cls: type) -> type:
+    """Class decorator: make ``cls`` known to ``probzoo.load`` by its class name."""
+    _MODEL_CLASSES[cls.__name__] = cls
+    return cls
+
+
+def register_entry(entry: ZooEntry) -> ZooEntry:
+    _ENTRIES[entry.name] = entry
+    return entry
+
+
+def _import_models() -> None:
+    for mod in MODEL_MODULES:
+        try:
+            importlib.import_module(mod)
+        except ModuleNotFoundError as err:
+            if err.name != mod:  # a real import error inside the module, not a model that is absent
+                raise
+
+
+def model_class(name: str) -> type:
+    _import_models()
+    if name not in _MODEL_CLASSES:
+        raise ValueError(f"model: unknown model class {name!r}; known: {', '.join(sorted(_MODEL_CLASSES))}")
+    return _MODEL_CLASSES[name]
+
+
+def entries() -> dict[str, ZooEntry]:
+    _import_models()
+    return dict(_ENTRIES)
+
+
+def get_entry(name: str) -> ZooEntry:
+    all_entries = entries()
+    if name not in all_entries:
+        raise ValueError(f"model: unknown model {name!r}; choose one of {', '.join(sorted(all_entries))}")
+    return all_entries[name]
