@@ -15,7 +15,14 @@ from pathlib import Path
 import numpy as np
 from scipy.special import logsumexp
 
-from probzoo.validation import as_array, check_choice, check_int, check_positive, check_same_length, check_seed
+from probzoo.validation import (
+    as_array,
+    check_choice,
+    check_int,
+    check_positive,
+    check_same_length,
+    check_seed,
+)
 
 __all__ = [
     "blobs",
