@@ -18,16 +18,17 @@ from probzoo.infer.result import Fit, load
 
 __version__ = "0.1.0"
 
+# public name -> (module, attribute in it; None for the module itself)
 _LAZY = {
-    "MDN": "probzoo.models.mdn",
-    "ClusteringVAE": "probzoo.models.clustering_vae",
-    "UKR": "probzoo.models.ukr",
-    "RBM": "probzoo.models.rbm",
-    "compare": "probzoo.compare",
-    "infer": "probzoo.infer",
-    "distributions": "probzoo.distributions",
-    "plots": "probzoo.plots",
-    "zoo": "probzoo.zoo",
+    "MDN": ("probzoo.models.mdn", "MDN"),
+    "ClusteringVAE": ("probzoo.models.clustering_vae", "ClusteringVAE"),
+    "UKR": ("probzoo.models.ukr", "UKR"),
+    "RBM": ("probzoo.models.rbm", "RBM"),
+    "compare": ("probzoo.comparison", "compare"),
+    "infer": ("probzoo.infer", None),
+    "distributions": ("probzoo.distributions", None),
+    "plots": ("probzoo.plots", None),
+    "zoo": ("probzoo.zoo", None),
 }
 
 __all__ = ["Fit", "__version__", "data", "load", "metrics", "validation", *_LAZY]
@@ -35,8 +36,9 @@ __all__ = ["Fit", "__version__", "data", "load", "metrics", "validation", *_LAZY
 
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
-        module = importlib.import_module(_LAZY[name])
-        value = module if module.__name__.endswith(name) else getattr(module, name)
+        module_name, attr = _LAZY[name]
+        module = importlib.import_module(module_name)
+        value = module if attr is None else getattr(module, attr)
         globals()[name] = value
         return value
     raise AttributeError(f"module 'probzoo' has no attribute {name!r}")

@@ -123,7 +123,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from probzoo.compare import compare_entry
+    from probzoo.comparison import compare_entry
 
     entry = _entry(args.model)
     methods = _methods(entry, args.methods)

@@ -29,6 +29,8 @@ class ZooEntry:
     positionally (plus an optional dict of extras such as true labels, passed to ``report``).
     ``report(fit, data, extras, out_dir) -> (metrics, figure paths)`` scores a fit and draws its figures.
     ``tour_runs`` lists (method, fit keyword arguments) for ``probzoo tour`` at a small budget.
+    ``compare_budget`` maps a method to the fit options ``probzoo compare`` uses, and ``compare``
+    (optional) draws model-specific comparison figures: ``compare(fits, data, extras, out_dir) -> paths``.
     """
 
     name: str
@@ -41,6 +43,7 @@ class ZooEntry:
     tour_runs: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     model_kwargs: dict[str, Any] = field(default_factory=dict)
     tour_model_kwargs: dict[str, Any] = field(default_factory=dict)
+    compare_budget: dict[str, dict[str, Any]] = field(default_factory=dict)
     compare: Callable[..., Any] | None = None
 
 

@@ -1,0 +1,207 @@
+"""Run several inference methods on one model and data set, score them on the same held-out data.
+
+Every zoo model's fit has ``evaluate(*heldout, **extras) -> dict`` (with ``"lpd"``, the mean held-out
+log predictive density per point, where the model has one); this module adds what is common to all:
+timing (compile apart from run), ELPD-LOO from the fit's pointwise log-likelihood, ``az.compare`` across
+the methods, and for MCMC fits the worst r_hat and the bulk ESS per second.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from probzoo.infer import arviz_io
+from probzoo.validation import check_int, check_probability, check_seed
+
+__all__ = ["compare", "compare_entry", "comparison_figure", "parse_method"]
+
+_SPEC = re.compile(r"^(?P<method>[A-Za-z_][\w-]*)(?:\[(?P<opts>[^\]]*)\])?$")
+
+
+def parse_method(spec: str) -> tuple[str, dict[str, Any]]:
+    """``"map"`` -> ("map", {}); ``"map[loo=False]"`` -> ("map", {"loo": False}) (model options)."""
+    import ast
+
+    if not isinstance(spec, str):
+        raise TypeError(f"methods: expected method names, got {type(spec).__name__} {spec!r}")
+    m = _SPEC.match(spec.strip())
+    if not m:
+        raise ValueError(f"methods: cannot read {spec!r}; write a name, optionally with model options: map[loo=False]")
+    opts: dict[str, Any] = {}
+    for part in filter(None, (p.strip() for p in (m["opts"] or "").split(";"))):
+        key, sep, value = part.partition("=")
+        if not sep or not key.strip().isidentifier():
+            raise ValueError(f"methods: option {part!r} in {spec!r} is not key=value")
+        try:
+            opts[key.strip()] = ast.literal_eval(value.strip())
+        except (ValueError, SyntaxError):
+            opts[key.strip()] = value.strip()
+    return m["method"], opts
+
+
+def _split(arrays: Sequence[Any], extras: Mapping[str, Any], test_size: float, seed: int):
+    n = int(np.shape(arrays[0])[0])
+    n_test = max(1, int(round(test_size * n)))
+    if n - n_test < 2:
+        raise ValueError(f"data: {n} rows are too few to hold out {n_test} for scoring")
+    order = np.random.default_rng(seed).permutation(n)
+    test, train = order[:n_test], order[n_test:]
+
+    def take(a: Any, idx: np.ndarray) -> Any:
+        return np.asarray(a)[idx] if a is not None and np.ndim(a) >= 1 and np.shape(a)[0] == n else a
+
+    train_data = tuple(take(a, train) for a in arrays)
+    test_data = tuple(take(a, test) for a in arrays)
+    test_extras = {k: take(v, test) for k, v in extras.items()}
+    return train_data, test_data, test_extras
+
+
+def _finite_float(x: Any) -> float:
+    try:
+        v = float(x)
+    except (TypeError, ValueError):
+        return float("nan")
+    return v
+
+
+def _mcmc_diagnostics(fit: Any) -> dict[str, float]:
+    post = fit.idata.posterior
+    rhat = arviz_io.rhat(post)
+    ess = arviz_io.ess(post, method="bulk")
+    worst_rhat = max(float(np.nanmax(rhat[v].values)) for v in rhat.data_vars)
+    min_ess = min(float(np.nanmin(ess[v].values)) for v in ess.data_vars)
+    return {"r_hat_max": worst_rhat, "ess_bulk_min": min_ess,
+            "ess_bulk_per_s": min_ess / max(fit.run_time, 1e-9)}
+
+
+def compare(
+    model: Any,
+    data: Sequence[Any],
+    methods: Sequence[str],
+    *,
+    seed: int = 0,
+    budget: Mapping[str, Any] | None = None,
+    heldout: Sequence[Any] | None = None,
+    extras: Mapping[str, Any] | None = None,
+    test_size: float = 0.2,
+    progress: bool = False,
+    return_fits: bool = False,
+) -> pd.DataFrame | tuple[pd.DataFrame, dict[str, Any]]:
+    """Fit ``model`` on ``data`` with each of ``methods`` and tabulate them, one row per method.
+
+    ``data`` is the tuple of arrays ``model.fit`` takes positionally. Unless ``heldout`` (the same tuple
+    for scoring) is given, a ``test_size`` fraction of rows is held out with ``seed``. ``extras`` are
+    row-aligned arrays for scoring only (true labels, true latents), passed to ``fit.evaluate``.
+    ``budget``: fit options for every method, or ``{method: options}``. A method may carry model
+    options, e.g. ``"map[loo=False]"``. Columns: wall/compile/run seconds, ``lpd`` (held-out mean log
+    predictive density per point), ``elpd_loo`` (+ se, from the fit's pointwise log-likelihood, and the
+    ``az.compare`` rank where two or more fits have one), the model's task metrics, and for MCMC fits
+    ``r_hat_max``, ``ess_bulk_min`` and ``ess_bulk_per_s``.
+    """
+    seed = check_seed(seed)
+    check_probability(test_size, "test_size")
+    if isinstance(methods, str) or not methods:
+        raise ValueError("methods: give a non-empty list of method names, e.g. ['map', 'meanfield']")
+    if not isinstance(data, (tuple, list)) or not data:
+        raise TypeError("data: expected the tuple of arrays the model's fit takes, e.g. (x, y)")
+    specs = [(s, *parse_method(s)) for s in methods]
+    valid = getattr(model, "methods", None)
+    for label, method, _ in specs:
+        if valid is not None and method not in valid:
+            raise ValueError(f"methods: unknown method {method!r} for {type(model).__name__}; "
+                             f"valid methods: {', '.join(valid)}")
+    extras = dict(extras or {})
+    if heldout is None:
+        train, test, test_extras = _split(list(data), extras, test_size, seed)
+    else:
+        train, test, test_extras = tuple(data), tuple(heldout), extras
+    budget = dict(budget or {})
+    per_method = bool(budget) and all(k in {s[0] for s in specs} | {s[1] for s in specs} for k in budget)
+
+    rows, fits = [], {}
+    for label, method, model_opts in specs:
+        mdl = type(model)(**{**model.get_config(), **model_opts}) if model_opts else model
+        opts = dict(budget.get(label, budget.get(method, {}))) if per_method else dict(budget)
+        fit = mdl.fit(*train, method=method, seed=seed, progress=progress, **opts)
+        fits[label] = fit
+        row: dict[str, Any] = {"method": label, "wall_s": fit.wall_time,
+                               "compile_s": fit.compile_time, "run_s": fit.run_time}
+        scores = fit.evaluate(*test, **test_extras)
+        row["lpd"] = _finite_float(scores.pop("lpd", float("nan")))
+        row["elpd_loo"] = row["elpd_loo_se"] = float("nan")
+        if fit.idata is not None and "log_likelihood" in fit.idata.groups():
+            loo = arviz_io.loo(fit.idata)
+            row["elpd_loo"], row["elpd_loo_se"] = float(loo.elpd_loo), float(loo.se)
+        row.update({k: _finite_float(v) for k, v in scores.items()})
+        if getattr(fit, "is_mcmc", False) and fit.idata is not None and "posterior" in fit.idata.groups():
+            row.update(_mcmc_diagnostics(fit))
+        rows.append(row)
+
+    table = pd.DataFrame(rows).set_index("method")
+    with_ll = {k: f.idata for k, f in fits.items() if np.isfinite(table.loc[k, "elpd_loo"])}
+    if len(with_ll) >= 2:
+        try:
+            cmp = arviz_io.compare(with_ll)
+            table["loo_rank"] = cmp["rank"].reindex(table.index).astype(float) + 1
+            table["elpd_diff"] = cmp["elpd_diff"].reindex(table.index).astype(float)
+        except (ValueError, KeyError):  # different observations: ranks by LOO are meaningless
+            pass
+    if table["lpd"].notna().all():
+        table["rank"] = table["lpd"].rank(ascending=False, method="min")
+    return (table, fits) if return_fits else table
+
+
+def comparison_figure(table: pd.DataFrame, path: str | Path, title: str = "") -> Path:
+    """Bars per method for every numeric column that is finite for some method."""
+    from probzoo.plots import plt, save
+
+    cols = [c for c in table.columns if c not in ("rank", "loo_rank", "elpd_loo_se", "compile_s", "ess_bulk_min")
+            and pd.api.types.is_numeric_dtype(table[c]) and table[c].notna().any()]
+    ncol = min(4, len(cols))
+    nrow = math.ceil(len(cols) / ncol)
+    fig, axes = plt.subplots(nrow, ncol, figsize=(3.2 * ncol, 2.6 * nrow), squeeze=False)
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for ax, col in zip(axes.ravel(), cols, strict=False):
+        vals = table[col].astype(float)
+        ax.bar(range(len(vals)), vals.fillna(0).values, color=[colors[i % len(colors)] for i in range(len(vals))])
+        ax.set_xticks(range(len(vals)), table.index, rotation=30, ha="right", fontsize=8)
+        ax.set_title(col, fontsize=9)
+        if col == "ess_bulk_per_s":
+            ax.set_yscale("log") if (vals > 0).all() else None
+    for ax in axes.ravel()[len(cols):]:
+        ax.axis("off")
+    fig.suptitle(title)
+    fig.tight_layout()
+    return save(fig, path)
+
+
+def compare_entry(entry: Any, methods: Sequence[str], *, dataset: str | None = None, seed: int = 0,
+                  progress: bool = False, out_dir: str | Path = "probzoo-out/compare", **overrides: Any):
+    """The CLI's comparison: the entry's data set and comparison budget, the table and its figures."""
+    seed = check_seed(seed)
+    dataset = dataset or entry.default_data
+    data, extras = entry.datasets[dataset](seed)
+    n = overrides.pop("n", None)
+    if n is not None:
+        n = check_int(n, "n", minimum=4)
+        data = tuple(np.asarray(a)[:n] if np.ndim(a) >= 1 and len(a) == len(data[0]) else a for a in data)
+        extras = {k: (np.asarray(v)[:n] if np.ndim(v) >= 1 and len(v) == len(data[0]) else v)
+                  for k, v in extras.items()}
+    model = entry.model_class(**entry.model_kwargs)
+    budget = {m: dict(entry.compare_budget.get(parse_method(m)[0], {})) for m in methods}
+    for m in budget:
+        budget[m].update(overrides)
+    table, fits = compare(model, data, methods, seed=seed, budget=budget, extras=extras,
+                          progress=progress, return_fits=True)
+    out_dir = Path(out_dir)
+    figure = comparison_figure(table, out_dir / f"{entry.name}_compare.png", title=f"{entry.name} on {dataset}")
+    if entry.compare is not None:
+        entry.compare(fits, data, extras, out_dir)
+    return table, figure

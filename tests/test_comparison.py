@@ -1,0 +1,83 @@
+"""pz.compare on a model whose posterior is known exactly: the table must rank exact above poor."""
+
+import jax.numpy as jnp
+import numpy as np
+import numpyro
+import numpyro.distributions as dist
+import pytest
+from numpyro.infer import NUTS
+from numpyro.infer.autoguide import AutoNormal
+
+import probzoo as pz
+from probzoo.comparison import parse_method
+from probzoo.infer import Fit, mcmc_inference_data, run_mcmc, run_svi, svi_inference_data
+from probzoo.models.base import ZooModel
+from probzoo.zoo import register_model
+
+
+def scale_model(y=None, n=None):
+    """log sigma ~ N(0, 1); y_i ~ N(0, sigma): the posterior of sigma is narrow and far from the prior."""
+    log_sigma = numpyro.sample("log_sigma", dist.Normal(0.0, 1.0))
+    with numpyro.plate("data", n if y is None else y.shape[0]) as idx:
+        numpyro.sample("y", dist.Normal(0.0, jnp.exp(log_sigma)), obs=None if y is None else jnp.asarray(y)[idx])
+
+
+class ScaleFit(Fit):
+    def evaluate(self, y):
+        draws = self.samples["log_sigma"][:, None]
+        logp = dist.Normal(0.0, np.exp(draws)).log_prob(y[None, :])
+        return {"lpd": pz.metrics.mean_log_predictive_density(np.asarray(logp)), "sigma": float(np.exp(draws).mean())}
+
+
+@register_model
+class ScaleModel(ZooModel):
+    methods = ("nuts", "poor")
+    fit_class = ScaleFit
+
+    def __init__(self):
+        self._config = {}
+
+    def fit(self, y, method="nuts", seed=0, progress=False, num_steps=3):
+        if method == "nuts":
+            run = run_mcmc(NUTS(scale_model), y, num_warmup=300, num_samples=300, num_chains=2, seed=seed)
+            idata = mcmc_inference_data(run.mcmc)
+            draws = {k: np.asarray(v) for k, v in run.mcmc.get_samples().items()}
+            return ScaleFit(self, method, {}, idata=idata, samples=draws, wall_time=run.wall_time,
+                            info={"mcmc": True})
+        # deliberately poor: a variational fit stopped after a handful of steps, still near the prior
+        guide = AutoNormal(scale_model)
+        run = run_svi(scale_model, guide, y, num_steps=num_steps, learning_rate=1e-3, seed=seed)
+        idata, draws = svi_inference_data(scale_model, guide, run.params, (y,), observed={"y": y},
+                                          predictive_args=(None, len(y)), num_samples=300, seed=seed)
+        return ScaleFit(self, method, run.params, idata=idata, samples=draws, wall_time=run.wall_time,
+                        compile_time=run.compile_time)
+
+
+def test_compare_ranks_exact_above_poor():
+    y = np.random.default_rng(0).normal(0.0, 5.0, size=300).astype(np.float32)
+    table = pz.compare(ScaleModel(), (y,), methods=["nuts", "poor"], seed=0)
+    assert list(table.index) == ["nuts", "poor"]
+    for col in ("wall_s", "run_s", "lpd", "elpd_loo", "elpd_loo_se", "sigma"):
+        assert np.isfinite(table[col]).all(), col
+    assert np.isfinite(table.loc["nuts", ["r_hat_max", "ess_bulk_per_s"]]).all()
+    assert np.isnan(table.loc["poor", "r_hat_max"])  # no chains, no r_hat
+    assert table.loc["nuts", "sigma"] == pytest.approx(5.0, rel=0.1)
+    assert table.loc["nuts", "lpd"] > table.loc["poor", "lpd"] + 0.5
+    assert table.loc["nuts", "rank"] == 1 and table.loc["poor", "rank"] == 2
+    assert table.loc["nuts", "loo_rank"] == 1
+    assert table.loc["nuts", "r_hat_max"] < 1.05
+
+
+def test_compare_rejects_bad_methods():
+    y = np.ones(20, np.float32)
+    with pytest.raises(ValueError, match="methods: unknown method 'mle' for ScaleModel; valid methods: nuts, poor"):
+        pz.compare(ScaleModel(), (y,), methods=["mle"])
+    with pytest.raises(ValueError, match="methods: give a non-empty list"):
+        pz.compare(ScaleModel(), (y,), methods=[])
+
+
+def test_parse_method_with_model_options():
+    assert parse_method("map") == ("map", {})
+    assert parse_method("map[loo=False; reg=0.1]") == ("map", {"loo": False, "reg": 0.1})
+    with pytest.raises(ValueError, match="methods: cannot read"):
+        parse_method("map loo")
