@@ -1,0 +1,94 @@
+"""The probzoo command: list, errors with exit code 2, compare --json, fit and the tour's index.html."""
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from probzoo.cli import format_table, main, write_index
+from probzoo.zoo import entries
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def run_cli(*args, timeout=600):
+    return subprocess.run([sys.executable, "-m", "probzoo", *args], capture_output=True, text=True, timeout=timeout)
+
+
+def test_list_shows_the_zoo(capsys):
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    for name in ("mdn", "ukr", "clustering_vae", "rbm"):
+        assert re.search(rf"^{name}\s", out, re.M), out
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["fit", "gp", "--method", "map"], "unknown model 'gp'; valid models: clustering_vae, mdn, rbm, ukr"),
+        (["fit", "mdn", "--method", "mle"], "unknown method mle for mdn; valid methods: map, meanfield, nuts"),
+        (["compare", "mdn", "--methods", "map,bogus"], "unknown method bogus for mdn; valid methods"),
+        (["compare", "ukr", "--methods", "map", "--data", "moons"], "unknown data set 'moons' for ukr"),
+    ],
+)
+def test_usage_errors_exit_2_with_one_line(capsys, argv, message):
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and "\n" not in err
+
+
+def test_compare_mdn_json():
+    out = run_cli("compare", "mdn", "--methods", "map,meanfield", "--json")
+    assert out.returncode == 0, out.stderr[-2000:]
+    rows = json.loads(out.stdout)
+    assert [r["method"] for r in rows] == ["map", "meanfield"]
+    for r in rows:
+        assert r["lpd"] is not None and r["wall_s"] > 0
+
+
+def test_fit_writes_fit_summary_and_figures(tmp_path):
+    out = tmp_path / "ukr"
+    assert main(["fit", "ukr", "--method", "map", "--out", str(out), "--quiet", "--set", "num_steps=300"]) == 0
+    assert (out / "fit" / "meta.json").is_file() and (out / "summary.txt").is_file()
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["method"] == "map" and metrics["seconds"] > 0
+    pngs = list(out.rglob("*.png"))
+    assert pngs and all(p.read_bytes()[:8] == PNG_MAGIC for p in pngs)
+
+
+def test_tour_index_links_valid_pngs(tmp_path):
+    assert main(["tour", "--models", "ukr", "--out", str(tmp_path), "--quiet"]) == 0
+    index = (tmp_path / "index.html").read_text()
+    links = re.findall(r"<img src='([^']+)'", index)
+    assert links, "the tour's index.html shows no figures"
+    for link in links:
+        data = (tmp_path / link).read_bytes()
+        assert data[:8] == PNG_MAGIC, link
+    assert "<table>" in index
+
+
+def test_write_index_and_table(tmp_path):
+    fig = tmp_path / "a" / "f.png"
+    fig.parent.mkdir()
+    fig.write_bytes(PNG_MAGIC)
+    path = write_index(tmp_path, [{"title": "demo", "rows": [{"method": "map", "lpd": -0.5}], "figures": [fig]}])
+    html = path.read_text()
+    assert "<img src='a/f.png'" in html and "<td>-0.5</td>" in html
+    table = format_table([{"method": "map", "x": 1.23456}, {"method": "nuts", "x": float("nan")}])
+    assert table.splitlines()[0].split() == ["method", "x"] and "1.235" in table and "nan" in table
+
+
+def test_every_entry_is_complete():
+    for name, entry in entries().items():
+        assert entry.default_data in entry.datasets, name
+        assert entry.tour_runs and all(m in entry.methods for m, _ in entry.tour_runs), name
+        assert tuple(entry.model_class.methods) == tuple(entry.methods), name
+
+
+def test_python_dash_m_is_the_same_command():
+    out = run_cli("list", timeout=120)
+    assert out.returncode == 0 and "mdn" in out.stdout
+    assert Path(sys.executable).exists()
