@@ -1,0 +1,226 @@
+"""Bad input to every model's constructor, fit and prediction methods (property-based).
+
+Each case must raise ValueError or TypeError whose message names the offending argument: never a NaN
+fit, a silently coerced array or a crash deep inside JAX.
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+from fuzzing import ARRAY_CORRUPTIONS, SCALAR_CORRUPTIONS, bad_arrays, bad_scalar
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import probzoo as pz
+
+FUZZ = settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+
+def raises_naming(arg: str, fn, *args, **kwargs) -> None:
+    with pytest.raises((ValueError, TypeError)) as info:
+        fn(*args, **kwargs)
+    assert re.search(rf"(^|[\s,(]){re.escape(arg)}\b", str(info.value)), f"{arg!r} not named in: {info.value}"
+
+
+# --- constructors: every hyper-parameter, every way to get it wrong --------------------------------------
+CONSTRUCTOR_CASES = [
+    (pz.MDN, "n_components", [0, -1, 2.5, "2", None]),
+    (pz.MDN, "hidden", [(0,), (-3, 4), "64", (2.5,)]),
+    (pz.MDN, "prior_scale", [bad_scalar(k) for k in SCALAR_CORRUPTIONS]),
+    (pz.MDN, "min_scale", [bad_scalar(k) for k in SCALAR_CORRUPTIONS]),
+    (pz.MDN, "activation", ["sigmoidal", 3]),
+    (pz.UKR, "latent_dim", [0, -2, 1.5, "2"]),
+    (pz.UKR, "bandwidth", [bad_scalar(k) for k in SCALAR_CORRUPTIONS]),
+    (pz.UKR, "reg", [-0.1, float("nan"), float("inf"), "0.1"]),
+    (pz.UKR, "init", ["spectral", 3.0]),
+    (pz.ClusteringVAE, "n_clusters", [0, 1, -3, 2.0, "10"]),
+    (pz.ClusteringVAE, "latent_dim", [0, -1, 1.5]),
+    (pz.ClusteringVAE, "likelihood", ["poisson", 1]),
+    (pz.ClusteringVAE, "encoder", ["resnet", None]),
+    (pz.ClusteringVAE, "temperature", [bad_scalar(k) for k in SCALAR_CORRUPTIONS]),
+    (pz.ClusteringVAE, "beta", [-1.0, float("nan"), "8"]),
+    (pz.ClusteringVAE, "alpha", [-1.0, float("inf"), "1"]),
+    (pz.RBM, "n_hidden", [0, -4, 8.5, "64"]),
+    (pz.RBM, "init_scale", [bad_scalar(k) for k in SCALAR_CORRUPTIONS]),
+]
+
+
+@pytest.mark.parametrize(
+    "cls, arg, value",
+    [(c, a, v) for c, a, vals in CONSTRUCTOR_CASES for v in vals],
+    ids=lambda v: repr(v)[:20] if not isinstance(v, type) else v.__name__,
+)
+def test_constructors_reject_bad_hyperparameters(cls, arg, value):
+    raises_naming(arg, cls, **{arg: value})
+
+
+# --- fitted models, small, shared by the prediction-method cases ---------------------------------------
+@pytest.fixture(scope="module")
+def mdn_fit():
+    x, y = pz.data.two_branch(n=300, seed=0)
+    return pz.MDN(n_components=2, hidden=(8,)).fit(x, y, method="map", num_steps=30, seed=0)
+
+
+@pytest.fixture(scope="module")
+def ukr_fit():
+    Y, _ = pz.data.saddle(n=64, grid=True, seed=0)
+    return pz.UKR(latent_dim=2).fit(Y, method="map", num_steps=20, seed=0)
+
+
+@pytest.fixture(scope="module")
+def vae_fit():
+    X, _ = pz.data.blobs(n=120, seed=0)
+    return pz.ClusteringVAE(n_clusters=3, latent_dim=2, likelihood="normal", encoder="mlp", hidden=(16,)).fit(
+        X, method="relaxed", epochs=1, batch_size=60, seed=0)
+
+
+@pytest.fixture(scope="module")
+def rbm_fit():
+    V = (np.random.default_rng(0).random((64, 12)) > 0.5).astype(np.float32)
+    return pz.RBM(n_hidden=4).fit(V, method="cd", epochs=1, batch_size=16, seed=0)
+
+
+# --- fit: data arrays with one thing wrong --------------------------------------------------------------
+# x of shape (n,) is one feature and (n, d) d features, both valid: those two corruptions are not errors here
+MDN_X_CORRUPTIONS = tuple(c for c in ARRAY_CORRUPTIONS if c not in ("ndim_down", "width"))
+
+
+@given(case=bad_arrays((40, 1), corruptions=MDN_X_CORRUPTIONS, low=0.1, high=1.0))
+@FUZZ
+def test_mdn_fit_rejects_bad_x(case):
+    _, x = case
+    y = np.zeros(40, np.float32)
+    raises_naming("x", pz.MDN(hidden=(4,)).fit, x, y, num_steps=1)
+
+
+@given(case=bad_arrays((40,), corruptions=("nan", "inf", "empty", "ndim_up", "object", "string", "complex")))
+@FUZZ
+def test_mdn_fit_rejects_bad_y(case):
+    kind, y = case
+    x = np.full((40, 1), 0.5, np.float32)
+    raises_naming("y" if kind != "empty" else "y", pz.MDN(hidden=(4,)).fit, x, y, num_steps=1)
+
+
+@given(case=bad_arrays((30, 3), low=-1.0, high=1.0))
+@FUZZ
+def test_ukr_fit_rejects_bad_Y(case):
+    _, Y = case
+    raises_naming("Y", pz.UKR(latent_dim=2).fit, Y, num_steps=1)
+
+
+@given(case=bad_arrays((30, 2), low=-1.0, high=1.0))
+@FUZZ
+def test_vae_fit_rejects_bad_X(case):
+    kind, X = case
+    model = pz.ClusteringVAE(n_clusters=3, likelihood="normal", encoder="mlp", hidden=(8,))
+    raises_naming("X", model.fit, X, epochs=1, batch_size=10)
+
+
+@given(case=bad_arrays((32, 6), corruptions=tuple(c for c in ARRAY_CORRUPTIONS if c != "width")))
+@FUZZ
+def test_rbm_fit_rejects_bad_V(case):
+    _, V = case
+    raises_naming("V", pz.RBM(n_hidden=3).fit, V, epochs=1, batch_size=8)
+
+
+def test_mismatched_lengths_and_methods():
+    x, y = pz.data.two_branch(n=50, seed=0)
+    raises_naming("y", pz.MDN().fit, x, y[:-1])
+    raises_naming("method", pz.MDN().fit, x, y, method="mle")
+    Y, _ = pz.data.saddle(n=64)
+    raises_naming("method", pz.UKR().fit, Y, method="gradient")
+    raises_naming("latent_dim", pz.UKR(latent_dim=3).fit, Y)
+    X, _ = pz.data.blobs(n=60)
+    raises_naming("method", pz.ClusteringVAE(n_clusters=3, likelihood="normal").fit, X, method="gumbel")
+    V = np.ones((16, 4), np.float32)
+    raises_naming("method", pz.RBM(n_hidden=2).fit, V, method="pt")
+
+
+@given(labels=st.one_of(
+    st.lists(st.integers(3, 50), min_size=60, max_size=60),      # class index out of range
+    st.lists(st.integers(-50, -2), min_size=60, max_size=60),    # below -1 (the unlabelled marker)
+    st.lists(st.integers(-1, 2), min_size=1, max_size=59),       # wrong length
+    st.lists(st.floats(0.1, 0.9), min_size=60, max_size=60),     # not integers
+))
+@FUZZ
+def test_vae_rejects_bad_labels(labels):
+    X, _ = pz.data.blobs(n=60, seed=0)
+    model = pz.ClusteringVAE(n_clusters=3, likelihood="normal", encoder="mlp", hidden=(8,))
+    raises_naming("labels", model.fit, X, labels=np.array(labels), epochs=1, batch_size=20)
+
+
+def test_conv_encoder_needs_images():
+    X, _ = pz.data.blobs(n=60)
+    raises_naming("X", pz.ClusteringVAE(n_clusters=3, encoder="conv", likelihood="normal").fit, X, epochs=1)
+
+
+@given(V=st.one_of(
+    st.just(np.full((16, 6), 1.5, np.float32)),
+    st.just(np.full((16, 6), -0.2, np.float32)),
+))
+@FUZZ
+def test_rbm_rejects_values_outside_unit_interval(V):
+    raises_naming("V", pz.RBM(n_hidden=3).fit, V, epochs=1, batch_size=8)
+
+
+# --- prediction methods on fitted models ---------------------------------------------------------------
+@given(case=bad_arrays((10, 1), corruptions=(*MDN_X_CORRUPTIONS, "width"), low=0.1, high=1.0))
+@FUZZ
+def test_mdn_prediction_methods(mdn_fit, case):
+    _, x = case
+    raises_naming("x", mdn_fit.predict, x)
+    raises_naming("x", mdn_fit.sample, x, num_samples=3)
+    raises_naming("x", mdn_fit.log_likelihood, x, np.zeros(10, np.float32))
+
+
+def test_mdn_prediction_arguments(mdn_fit):
+    x = np.full((5, 1), 0.5, np.float32)
+    raises_naming("y", mdn_fit.log_likelihood, x, np.zeros(4, np.float32))
+    raises_naming("num_samples", mdn_fit.sample, x, num_samples=0)
+    raises_naming("y", mdn_fit.responsibilities, x, np.array([np.nan] * 5, np.float32))
+
+
+@given(case=bad_arrays((7, 3), low=-1.0, high=1.0))
+@FUZZ
+def test_ukr_transform_rejects_bad_Y(ukr_fit, case):
+    _, Y = case
+    raises_naming("Y_new", ukr_fit.transform, Y)
+
+
+@given(case=bad_arrays((7, 2), low=-1.0, high=1.0))
+@FUZZ
+def test_ukr_inverse_transform_rejects_bad_Z(ukr_fit, case):
+    _, Z = case
+    raises_naming("Z", ukr_fit.inverse_transform, Z)
+
+
+@given(case=bad_arrays((9, 2), low=-3.0, high=3.0))
+@FUZZ
+def test_vae_prediction_methods(vae_fit, case):
+    _, X = case
+    for method in (vae_fit.predict, vae_fit.predict_proba, vae_fit.embed, vae_fit.reconstruct):
+        raises_naming("X", method, X)
+
+
+def test_vae_generate_arguments(vae_fit):
+    raises_naming("cluster", vae_fit.generate, cluster=3, n=2)
+    raises_naming("cluster", vae_fit.generate, cluster=-1, n=2)
+    raises_naming("n", vae_fit.generate, cluster=0, n=0)
+
+
+@given(case=bad_arrays((8, 12)))
+@FUZZ
+def test_rbm_scoring_methods(rbm_fit, case):
+    _, V = case
+    raises_naming("V", rbm_fit.free_energy, V)
+    raises_naming("V", rbm_fit.pseudo_likelihood, V)
+
+
+def test_rbm_likelihood_needs_binary(rbm_fit):
+    V = np.full((4, 12), 0.5, np.float32)
+    raises_naming("V", rbm_fit.log_likelihood, V, method="exact")
+    raises_naming("method", rbm_fit.log_likelihood, (V > 0.4).astype(np.float32), method="magic")
+    raises_naming("num_samples", rbm_fit.sample, num_chains=2, num_samples=0)
