@@ -74,17 +74,19 @@ def format_table(rows: list[dict[str, Any]], columns: Sequence[str] | None = Non
         return "" if v is None else str(v)
 
     cells = [[cell(r.get(c)) for c in columns] for r in rows]
+    numeric = [all(isinstance(r.get(c), (int, float)) or r.get(c) is None for r in rows) for c in columns]
     widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip()]
     lines.append("  ".join("-" * w for w in widths))
-    lines += ["  ".join(v.rjust(w) for v, w in zip(row, widths, strict=True)) for row in cells]
+    lines += ["  ".join((v.rjust(w) if num else v.ljust(w)) for v, w, num in zip(row, widths, numeric, strict=True))
+              .rstrip() for row in cells]
     return "\n".join(lines)
 
 
 def _fit_one(entry: Any, method: str, dataset: str, seed: int, progress: bool, out: Path,
              model_kwargs: dict[str, Any], fit_kwargs: dict[str, Any], save: bool = True) -> dict[str, Any]:
     data, extras = entry.datasets[dataset](seed)
-    model = entry.model_class(**{**entry.model_kwargs, **model_kwargs})
+    model = entry.model_class(**{**entry.model_options(dataset), **model_kwargs})
     t0 = time.perf_counter()
     fit = model.fit(*data, method=method, seed=seed, progress=progress, **fit_kwargs)
     seconds = time.perf_counter() - t0

@@ -55,7 +55,8 @@ def _split(arrays: Sequence[Any], extras: Mapping[str, Any], test_size: float, s
     test, train = order[:n_test], order[n_test:]
 
     def take(a: Any, idx: np.ndarray) -> Any:
-        return np.asarray(a)[idx] if a is not None and np.ndim(a) >= 1 and np.shape(a)[0] == n else a
+        # only row-aligned arrays are split; anything else (a callable, a tuple of settings) passes through
+        return a[idx] if isinstance(a, np.ndarray) and a.ndim >= 1 and a.shape[0] == n else a
 
     train_data = tuple(take(a, train) for a in arrays)
     test_data = tuple(take(a, test) for a in arrays)
@@ -191,10 +192,11 @@ def compare_entry(entry: Any, methods: Sequence[str], *, dataset: str | None = N
     n = overrides.pop("n", None)
     if n is not None:
         n = check_int(n, "n", minimum=4)
-        data = tuple(np.asarray(a)[:n] if np.ndim(a) >= 1 and len(a) == len(data[0]) else a for a in data)
-        extras = {k: (np.asarray(v)[:n] if np.ndim(v) >= 1 and len(v) == len(data[0]) else v)
+        rows = len(data[0])
+        data = tuple(a[:n] if isinstance(a, np.ndarray) and a.ndim >= 1 and len(a) == rows else a for a in data)
+        extras = {k: (v[:n] if isinstance(v, np.ndarray) and v.ndim >= 1 and len(v) == rows else v)
                   for k, v in extras.items()}
-    model = entry.model_class(**entry.model_kwargs)
+    model = entry.model_class(**entry.model_options(dataset))
     budget = {m: dict(entry.compare_budget.get(parse_method(m)[0], {})) for m in methods}
     for m in budget:
         budget[m].update(overrides)

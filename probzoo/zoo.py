@@ -31,6 +31,7 @@ class ZooEntry:
     ``tour_runs`` lists (method, fit keyword arguments) for ``probzoo tour`` at a small budget.
     ``compare_budget`` maps a method to the fit options ``probzoo compare`` uses, and ``compare``
     (optional) draws model-specific comparison figures: ``compare(fits, data, extras, out_dir) -> paths``.
+    ``dataset_model_kwargs`` maps a data set to model options it needs on top of ``model_kwargs``.
     """
 
     name: str
@@ -45,6 +46,11 @@ class ZooEntry:
     tour_model_kwargs: dict[str, Any] = field(default_factory=dict)
     compare_budget: dict[str, dict[str, Any]] = field(default_factory=dict)
     compare: Callable[..., Any] | None = None
+    dataset_model_kwargs: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def model_options(self, dataset: str) -> dict[str, Any]:
+        """``model_kwargs`` updated with the options a data set needs (e.g. its number of clusters)."""
+        return {**self.model_kwargs, **self.dataset_model_kwargs.get(dataset, {})}
 
 
 def register_model(cls: type) -> type:

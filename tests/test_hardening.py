@@ -16,7 +16,8 @@ def test_mdn_extreme_input_and_output_scales():
     x, y = pz.data.heteroscedastic(n=2_000, seed=0)
     x_big = x * 1e4                       # x in [1e3, 1e4]
     y_small = (y - x[:, 0]) * 1e-3        # sd of y up to 1e-3: variance up to 1e-6
-    fit = pz.MDN(n_components=2, hidden=(16, 16)).fit(x_big, y_small, method="map", num_steps=400, seed=0)
+    model = pz.MDN(n_components=2, hidden=(16, 16), min_scale=1e-7)  # the floor must sit below y's spread
+    fit = model.fit(x_big, y_small, method="map", num_steps=400, seed=0)
     assert _all_finite(fit.losses)
     pred = fit.predict(x_big[:50])
     ll = fit.log_likelihood(x_big, y_small)

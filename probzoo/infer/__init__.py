@@ -1,6 +1,7 @@
 """Inference runners (SVI, MCMC), the Fit result and InferenceData construction."""
 
 from probzoo.infer.checkpoint import CorruptFileError
+from probzoo.infer.gibbs import RBMGibbs
 from probzoo.infer.mcmc import MCMCRun, run_mcmc
 from probzoo.infer.posterior import guide_draws, mcmc_inference_data, svi_inference_data
 from probzoo.infer.result import Fit, load
@@ -11,6 +12,7 @@ __all__ = [
     "Fit",
     "MCMCRun",
     "NonFiniteLossError",
+    "RBMGibbs",
     "SVIRun",
     "guide_draws",
     "load",

@@ -18,7 +18,8 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore", FutureWarning)
     import arviz as az
 
-__all__ = ["az", "compare", "ess", "from_mcmc", "from_samples", "load_netcdf", "loo", "rhat", "summary"]
+__all__ = ["add_group", "az", "compare", "ess", "from_mcmc", "from_samples", "load_netcdf", "loo", "netcdf_safe",
+           "rhat", "summary"]
 
 SVI_NOTE = (
     "variational fit: draws come from one guide, not from independent Markov chains, "
@@ -110,6 +111,26 @@ def rhat(idata_or_array: Any, **kwargs: Any):
 def ess(idata_or_array: Any, **kwargs: Any):
     """``az.ess`` (bulk by default)."""
     return az.ess(idata_or_array, **kwargs)
+
+
+def netcdf_safe(idata: az.InferenceData, sep: str = ".") -> az.InferenceData:
+    """A copy with "/" replaced by ``sep`` in every variable and dimension name (netCDF forbids "/", which
+    NumPyro puts in the names of scoped sites such as ``random_flax_module``'s "net/Dense_0.kernel")."""
+    names: dict[str, str] = {}
+    for group in idata.groups():
+        ds = getattr(idata, group)
+        names.update({str(n): str(n).replace("/", sep) for n in [*ds.variables, *ds.dims] if "/" in str(n)})
+    return idata.rename(names) if names else idata
+
+
+def add_group(idata: az.InferenceData, name: str, variables: Mapping[str, tuple[list[str], Any]]) -> az.InferenceData:
+    """Add a group outside ArviZ's schema (e.g. a training loss trace) to ``idata``, in place; returns it.
+    ``variables`` maps a name to (dims, array). Saved and loaded with the rest by netCDF."""
+    import xarray as xr
+
+    ds = xr.Dataset({k: (list(dims), np.asarray(v)) for k, (dims, v) in variables.items()})
+    idata.add_groups({name: ds})
+    return idata
 
 
 def to_netcdf(idata: az.InferenceData, path: str) -> None:

@@ -1,0 +1,312 @@
+"""The restricted Boltzmann machine: block-Gibbs kernel, exact and AIS partition functions, CD/PCD
+training on MNIST, checkpoint/resume, the generic-sampler comparison and bad input."""
+
+from __future__ import annotations
+
+import itertools
+
+import jax
+import numpy as np
+import numpyro
+import pytest
+from numpyro.infer.mcmc import MCMCKernel
+from scipy.special import logsumexp
+from scipy.stats import chisquare
+
+import probzoo as pz
+from probzoo.infer import arviz_io
+from probzoo.models import rbm as R
+
+
+def random_params(m: int, n: int, seed: int = 0, scale: float = 1.0) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return {"W": (scale * rng.normal(size=(m, n))).astype(np.float32),
+            "b": rng.normal(size=m).astype(np.float32), "c": rng.normal(size=n).astype(np.float32)}
+
+
+def all_states(n: int) -> np.ndarray:
+    return np.array(list(itertools.product([0.0, 1.0], repeat=n)), dtype=np.float64)
+
+
+def brute_force(params: dict[str, np.ndarray]) -> tuple[float, np.ndarray, np.ndarray]:
+    """log Z, the visible states and log p(v) by summing exp(-E) over every (v, h) in float64."""
+    W, b, c = (np.asarray(params[k], np.float64) for k in ("W", "b", "c"))
+    V, H = all_states(W.shape[0]), all_states(W.shape[1])
+    neg_e = V @ W @ H.T + (V @ b)[:, None] + (H @ c)[None, :]  # -E(v, h)
+    log_z = float(logsumexp(neg_e))
+    return log_z, V, logsumexp(neg_e, axis=1) - log_z
+
+
+@pytest.fixture(scope="module")
+def mnist():
+    X, _ = pz.data.mnist()
+    return X
+
+
+@pytest.fixture(scope="module")
+def rbm16(mnist):
+    """A 784-16 RBM trained with CD-1 on binarised MNIST (4,500 images; 500 held out)."""
+    Xb = (mnist > 0.5).astype(np.float32)
+    fit = pz.RBM(n_hidden=16).fit(Xb[:4500], method="cd", epochs=10, diagnostic_chains=0)
+    return fit, Xb[4500:]
+
+
+# --- the energy, free energy and conditionals -------------------------------------------------------------
+def test_free_energy_and_conditionals_match_brute_force():
+    p = random_params(5, 3, seed=1)
+    fit = pz.RBM(n_hidden=3).from_params(p)
+    W, b, c = (np.asarray(p[k], np.float64) for k in ("W", "b", "c"))
+    V, H = all_states(5), all_states(3)
+    neg_e = V @ W @ H.T + (V @ b)[:, None] + (H @ c)[None, :]
+    # F(v) = -log sum_h exp(-E(v, h))
+    np.testing.assert_allclose(fit.free_energy(V), -logsumexp(neg_e, axis=1), rtol=1e-5, atol=1e-5)
+    # E(v, h) for paired rows
+    np.testing.assert_allclose(fit.energy(V[:8], H), -neg_e[np.arange(8), np.arange(8)], rtol=1e-5, atol=1e-5)
+    # p(h_j = 1 | v) from the joint
+    p_h = np.exp(neg_e - logsumexp(neg_e, axis=1, keepdims=True))  # p(h | v), (v, h)
+    np.testing.assert_allclose(fit.hidden_probs(V), p_h @ H, rtol=1e-5, atol=1e-6)
+    p_v = np.exp(neg_e - logsumexp(neg_e, axis=0, keepdims=True))  # p(v | h), (v, h)
+    np.testing.assert_allclose(fit.visible_probs(H), p_v.T @ V, rtol=1e-5, atol=1e-6)
+
+
+# --- the kernel ----------------------------------------------------------------------------------------
+def test_rbm_gibbs_runs_under_numpyro_mcmc_with_vectorized_chains():
+    p = random_params(6, 4, seed=2)
+    kernel = pz.infer.RBMGibbs(p)
+    assert isinstance(kernel, MCMCKernel) and kernel.model is None and kernel.sample_field == "z"
+    runs = {}
+    for method in ("vectorized", "sequential"):
+        mcmc = numpyro.infer.MCMC(pz.infer.RBMGibbs(p), num_warmup=5, num_samples=50, num_chains=3,
+                                  chain_method=method, progress_bar=False)
+        mcmc.run(jax.random.PRNGKey(0))
+        runs[method] = mcmc.get_samples(group_by_chain=True)
+    s = runs["vectorized"]
+    assert s["v"].shape == (3, 50, 6) and s["free_energy"].shape == (3, 50)
+    assert set(np.unique(np.asarray(s["v"]))) <= {0.0, 1.0}
+    fit = pz.RBM(n_hidden=4).from_params(p)
+    np.testing.assert_allclose(s["free_energy"], fit.free_energy(np.asarray(s["v"]).reshape(-1, 6)).reshape(3, 50),
+                               rtol=1e-5, atol=1e-5)
+    assert not np.array_equal(s["v"][0], s["v"][1])  # chains are independent
+    # mapping itself over the batch of keys gives exactly the chains of running them one by one
+    np.testing.assert_array_equal(runs["vectorized"]["v"], runs["sequential"]["v"])
+    idata = arviz_io.from_mcmc(mcmc)
+    assert np.isfinite(float(arviz_io.rhat(idata)["free_energy"]))
+
+
+def test_tiny_rbm_visible_frequencies_match_exact_probabilities():
+    p = random_params(4, 3, seed=0)
+    _, V, logp = brute_force(p)
+    fit = pz.RBM(n_hidden=3).from_params(p)
+    draws = fit.sample(num_chains=100, num_samples=1_000, thinning=5, num_warmup=20, seed=0)
+    assert draws.is_mcmc and draws.idata is not None
+    v = draws.samples["v"].reshape(-1, 4)
+    codes = v @ (2.0 ** np.arange(3, -1, -1))  # itertools.product order: first unit is the high bit
+    counts = np.bincount(codes.astype(int), minlength=16)
+    probs = np.exp(logp) / np.exp(logp).sum()
+    assert chisquare(counts, probs * counts.sum()).pvalue > 0.01
+    # the test has power: the same counts reject an RBM whose visible biases are off by 0.3
+    wrong = dict(p, b=p["b"] + 0.3)
+    _, _, logp_wrong = brute_force(wrong)
+    probs_wrong = np.exp(logp_wrong) / np.exp(logp_wrong).sum()
+    assert chisquare(counts, probs_wrong * counts.sum()).pvalue < 1e-6
+
+
+# --- partition function ----------------------------------------------------------------------------------
+def test_exact_log_partition_equals_brute_force():
+    for m, n in ((6, 4), (4, 6)):  # enumerates the hidden, then the visible layer
+        p = random_params(m, n, seed=3)
+        log_z, V, logp = brute_force(p)
+        assert R.log_partition_exact(p) == pytest.approx(log_z, abs=1e-4)
+        assert R.log_partition_exact(p, chunk_bits=2) == pytest.approx(log_z, abs=1e-4)  # several chunks
+    p = random_params(6, 4, seed=3)
+    log_z, V, logp = brute_force(p)
+    fit = pz.RBM(n_hidden=4).from_params(p)
+    ll = fit.log_likelihood(V, method="exact")
+    np.testing.assert_allclose(ll, logp, atol=1e-4)
+    assert np.exp(ll).sum() == pytest.approx(1.0, abs=1e-4)
+    assert fit.log_partition("exact") == (pytest.approx(log_z, abs=1e-4), 0.0)
+
+
+def test_ais_matches_exact_log_partition_of_trained_784_16(rbm16):
+    fit, _ = rbm16
+    exact = fit.log_partition("exact")
+    ais = fit.log_partition("ais", num_runs=100, num_betas=3_000, seed=0)
+    assert ais.se > 0
+    assert abs(ais.estimate - exact.estimate) < 1.0
+    assert abs(ais.estimate - exact.estimate) < 3 * ais.se
+
+
+def test_exact_log_likelihood_of_784_16_beats_the_base_rate_model(rbm16):
+    fit, held = rbm16
+    ll = fit.log_likelihood(held, method="exact")
+    base = fit.base_rate_log_likelihood(held)
+    assert ll.shape == (500,) and np.all(np.isfinite(ll))
+    assert ll.mean() > base.mean() + 15  # about -173 against -209 nats per image
+    scores = fit.evaluate(held, method="exact", labels=np.zeros(500), image_shape=(28, 28))
+    assert scores["lpd"] == pytest.approx(ll.mean()) and scores["log_partition_se"] == 0.0
+    assert scores["base_rate_log_likelihood"] == pytest.approx(base.mean())
+
+
+# --- training --------------------------------------------------------------------------------------------
+def test_mnist_cd1_article_pseudo_likelihood(mnist):
+    """784-64, CD-1, lr 0.1, batch 64, 10 epochs on the 5,000 images: better than -9.5 and improving."""
+    exact_pl = []
+
+    def track(epoch, losses, state):
+        f = pz.RBM(n_hidden=64).from_params({k: np.asarray(v) for k, v in state.params.items()})
+        exact_pl.append(f.pseudo_likelihood(mnist, scale="article", batch_size=64, flips="all"))
+
+    fit = pz.RBM(n_hidden=64).fit(mnist, method="cd", k=1, epochs=10, batch_size=64, learning_rate=0.1,
+                                  callback=track, diagnostic_chains=2, diagnostic_samples=50)
+    printed = fit.arrays["epoch_pseudo_likelihood"]  # what the article prints, one random bit per row
+    assert printed.shape == (10,) and printed[-1] > printed[0] + 3
+    assert exact_pl[-1] > -9.5  # the estimator's expectation (all bits flipped in turn)
+    assert exact_pl[-1] > exact_pl[4] > exact_pl[0]
+    assert fit.pseudo_likelihood(mnist, scale="article", flips="all") == pytest.approx(exact_pl[-1], abs=1e-6)
+    assert fit.losses.shape == (10 * 78,)
+    assert fit.params["W"].shape == (784, 64) and fit.params["b"].shape == (784,) and fit.params["c"].shape == (64,)
+    assert fit.idata.posterior["free_energy"].shape == (2, 50)
+    # scikit-learn's scale is n_visible / batch_size times the article's
+    assert fit.pseudo_likelihood(mnist, flips="all") == pytest.approx(exact_pl[-1] * 784 / 64, rel=1e-6)
+
+
+def test_pcd_trains_and_same_seed_same_result(mnist):
+    Xb = (mnist[:1000] > 0.5).astype(np.float32)
+    kw = dict(method="pcd", epochs=3, batch_size=50, learning_rate=0.05, momentum=0.5, diagnostic_chains=0)
+    a = pz.RBM(n_hidden=16).fit(Xb, seed=1, **kw)
+    b = pz.RBM(n_hidden=16).fit(Xb, seed=1, **kw)
+    c = pz.RBM(n_hidden=16).fit(Xb, seed=2, **kw)
+    for k in ("W", "b", "c"):
+        np.testing.assert_array_equal(a.params[k], b.params[k])
+    assert not np.array_equal(a.params["W"], c.params["W"])
+    assert a.arrays["chains"].shape == (50, 784)
+    untrained = pz.RBM(n_hidden=16).from_params(pz.RBM(n_hidden=16).init_params(784, seed=1))
+    assert a.pseudo_likelihood(Xb, flips="all") > untrained.pseudo_likelihood(Xb, flips="all") + 50
+
+
+@pytest.mark.parametrize("method", ["cd", "pcd"])
+def test_interrupted_and_resumed_run_equals_uninterrupted(tmp_path, method):
+    X, _ = pz.data.digits(binarize=True)
+    kw = dict(method=method, epochs=4, batch_size=32, learning_rate=0.05, momentum=0.5, weight_decay=1e-3,
+              seed=3, diagnostic_chains=0)
+    full = pz.RBM(n_hidden=8).fit(X, **kw)
+
+    class Stop(Exception):
+        pass
+
+    def stop_after_two(epoch, losses, state):
+        if epoch == 2:
+            raise Stop
+
+    ckpt = tmp_path / "rbm.ckpt"
+    with pytest.raises(Stop):
+        pz.RBM(n_hidden=8).fit(X, checkpoint=ckpt, checkpoint_every=1, callback=stop_after_two, **kw)
+    resumed = pz.RBM(n_hidden=8).fit(X, resume=ckpt, **kw)
+    for k in ("W", "b", "c"):
+        np.testing.assert_array_equal(full.params[k], resumed.params[k])
+    np.testing.assert_array_equal(full.losses, resumed.losses)
+    np.testing.assert_array_equal(full.arrays["epoch_pseudo_likelihood"], resumed.arrays["epoch_pseudo_likelihood"])
+    with pytest.raises(ValueError, match="^resume: .*learning_rate"):
+        pz.RBM(n_hidden=8).fit(X, resume=ckpt, **{**kw, "learning_rate": 0.1})
+
+
+def test_save_load_roundtrip(tmp_path, rbm16):
+    fit, held = rbm16
+    path = fit.save(tmp_path / "rbm")
+    back = pz.load(path)
+    assert isinstance(back, R.RBMFit) and back.model.get_config() == fit.model.get_config()
+    for k in ("W", "b", "c"):
+        np.testing.assert_array_equal(back.params[k], fit.params[k])
+    np.testing.assert_allclose(back.log_likelihood(held[:20], "exact"), fit.log_likelihood(held[:20], "exact"))
+
+
+# --- the generic-algorithm comparison -------------------------------------------------------------------
+def test_generic_sampler_comparison_on_tiny_rbm():
+    p = random_params(4, 3, seed=0)
+    res = R.generic_sampler_comparison(p, num_samples=400, num_warmup=20, num_chains=2, seed=0)
+    _, V, logp = brute_force(p)
+    fit = pz.RBM(n_hidden=3).from_params(p)
+    mean_f = float(np.sum(np.exp(logp) * fit.free_energy(V)))
+    assert res["generic"]["sampler"] == "DiscreteGibbs" and res["rbm_gibbs"]["sampler"] == "RBMGibbs"
+    for row in (res["rbm_gibbs"], res["generic"]):
+        se = row["free_energy_sd"] / np.sqrt(row["ess"])
+        assert abs(row["free_energy_mean"] - mean_f) < 5 * se  # both sample the same distribution
+        assert row["ess"] > 50 and row["ess_per_second"] > 0 and np.isfinite(row["r_hat"])
+    assert res["ess_per_second_ratio"] > 0
+
+
+def test_rbm_model_and_guide_are_numpyro_callables():
+    p = random_params(5, 3, seed=4)
+    V = all_states(5)[:7].astype(np.float32)
+    draws = numpyro.infer.Predictive(pz.RBM.guide, num_samples=2000)(jax.random.PRNGKey(0), p, V)["h"]
+    fit = pz.RBM(n_hidden=3).from_params(p)
+    np.testing.assert_allclose(np.asarray(draws).mean(axis=0), fit.hidden_probs(V), atol=0.04)
+    # log p(v, h) of the model = -E(v, h) - (m + n) log 2 (its Bernoulli(1/2) sites)
+    h = np.ones((7, 3), np.float32)
+    lp, _ = numpyro.infer.util.log_density(pz.RBM.model, (p, V), {}, {"h": h})
+    assert float(lp) == pytest.approx(float(np.sum(-fit.energy(V, h))) - 7 * 8 * np.log(2), rel=1e-5)
+
+
+# --- zoo entry ------------------------------------------------------------------------------------------
+def test_zoo_entry_report_on_digits(tmp_path):
+    from probzoo.zoo import get_entry
+
+    entry = get_entry("rbm")
+    assert set(entry.methods) == {"cd", "pcd"} and set(entry.datasets) == {"mnist", "digits"}
+    data, extras = entry.datasets["digits"](0)
+    assert set(np.unique(data[0])) == {0.0, 1.0}
+    fit = pz.RBM(n_hidden=16).fit(*data, method="cd", epochs=2, diagnostic_chains=0)
+    metrics, paths = entry.report(fit, data, extras, tmp_path)
+    assert all(np.isfinite(v) for v in metrics.values())
+    assert metrics["log_likelihood"] > metrics["base_rate_log_likelihood"]
+    assert len(paths) == 3 and all(p.is_file() and p.read_bytes()[:4] == b"\x89PNG" for p in paths)
+
+
+# --- bad input ------------------------------------------------------------------------------------------
+def test_bad_input_errors_name_the_argument(rbm16):
+    fit, held = rbm16
+    X = held[:10]
+    with pytest.raises(ValueError, match="^V: expected 784 columns"):
+        fit.free_energy(X[:, :100])
+    with pytest.raises(ValueError, match="^V: contains 10 NaN"):
+        fit.pseudo_likelihood(np.where(np.arange(784) == 3, np.nan, X))
+    with pytest.raises(ValueError, match=r"^V: values must lie in \[0, 1\]"):
+        fit.log_likelihood(X * 2.0)
+    with pytest.raises(ValueError, match="^V: must be binary"):
+        fit.log_likelihood(X * 0.5, method="exact")
+    with pytest.raises(ValueError, match="^V: must be binary"):
+        fit.evaluate(X * 0.5)
+    with pytest.raises(ValueError, match="^V: expected 2 dimensions"):
+        pz.RBM().fit(X[0])
+    with pytest.raises(ValueError, match=r"^V: values must lie in \[0, 1\]"):
+        pz.RBM().fit(X - 0.5)
+    with pytest.raises(TypeError, match="^V: expected real numbers"):
+        pz.RBM().fit(X.astype(str))
+    with pytest.raises(ValueError, match="^method: unknown value 'gibbs'"):
+        pz.RBM().fit(X, method="gibbs")
+    with pytest.raises(ValueError, match="^n_hidden: must be >= 1"):
+        pz.RBM(n_hidden=0)
+    with pytest.raises(TypeError, match="^n_hidden: expected an integer"):
+        pz.RBM(n_hidden=2.5)
+    with pytest.raises(ValueError, match="^batch_size: must be <= 10"):
+        pz.RBM().fit(X, batch_size=64)
+    with pytest.raises(ValueError, match=r"^momentum: must lie in \[0, 1\)"):
+        pz.RBM().fit(held, momentum=1.0)
+    with pytest.raises(ValueError, match="^learning_rate: must be finite and > 0"):
+        pz.RBM().fit(held, learning_rate=-0.1)
+    with pytest.raises(TypeError, match="^epochs: expected an integer"):
+        pz.RBM().fit(held, epochs=None)
+    with pytest.raises(ValueError, match="^scale: unknown value"):
+        fit.pseudo_likelihood(X, scale="batch")
+    with pytest.raises(ValueError, match="^method: unknown value"):
+        fit.log_partition("sampling")
+    with pytest.raises(ValueError, match="^params: exact log Z enumerates 2\\^64"):
+        R.log_partition_exact(random_params(100, 64))
+    with pytest.raises(ValueError, match="^params: b must have shape"):
+        pz.infer.RBMGibbs({"W": np.zeros((4, 3)), "b": np.zeros(3), "c": np.zeros(3)})
+    with pytest.raises(ValueError, match="^params: missing key"):
+        pz.infer.RBMGibbs({"W": np.zeros((4, 3))})
+    with pytest.raises(ValueError, match="^params: W contains NaN"):
+        pz.infer.RBMGibbs({"W": np.full((4, 3), np.nan), "b": np.zeros(4), "c": np.zeros(3)})
+    with pytest.raises(ValueError, match="^init: expected 2 rows"):
+        fit.sample(num_chains=2, init=X[:3])
