@@ -34,8 +34,13 @@ def _entry(name: str) -> Any:
 
 
 def _methods(entry: Any, text: str) -> list[str]:
+    from probzoo.comparison import parse_method
+
     methods = [m.strip() for m in text.split(",") if m.strip()]
-    bad = [m for m in methods if m not in entry.methods]
+    try:
+        bad = [m for m in methods if parse_method(m)[0] not in entry.methods]
+    except ValueError as err:
+        raise UsageError(str(err)) from None
     if bad or not methods:
         raise UsageError(f"unknown method {', '.join(bad) or '(none given)'} for {entry.name}; "
                          f"valid methods: {', '.join(entry.methods)}")
@@ -133,7 +138,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     table, figure = compare_entry(entry, methods, dataset=dataset, seed=args.seed, progress=not args.json,
                                   out_dir=Path(args.out), **_overrides(args.set))
     if args.json:
-        print(table.to_json(orient="records", double_precision=6))
+        print(table.reset_index().to_json(orient="records", double_precision=6))
     else:
         print(format_table(table.reset_index().to_dict("records")))
         if figure is not None:

@@ -138,8 +138,11 @@ def compare(
         row["lpd"] = _finite_float(scores.pop("lpd", float("nan")))
         row["elpd_loo"] = row["elpd_loo_se"] = float("nan")
         if fit.idata is not None and "log_likelihood" in fit.idata.groups():
-            loo = arviz_io.loo(fit.idata)
-            row["elpd_loo"], row["elpd_loo_se"] = float(loo.elpd_loo), float(loo.se)
+            try:
+                loo = arviz_io.loo(fit.idata)
+                row["elpd_loo"], row["elpd_loo_se"] = float(loo.elpd_loo), float(loo.se)
+            except (IndexError, ValueError):  # PSIS needs several draws: a single point estimate has none
+                pass
         row.update({k: _finite_float(v) for k, v in scores.items()})
         if getattr(fit, "is_mcmc", False) and fit.idata is not None and "posterior" in fit.idata.groups():
             row.update(_mcmc_diagnostics(fit))

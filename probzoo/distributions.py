@@ -26,6 +26,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.scipy.special import logsumexp
 from numpyro.distributions import constraints
 from numpyro.distributions.distribution import Distribution, TransformedDistribution
@@ -57,6 +58,21 @@ class _LogSimplex(constraints.Constraint):
 log_simplex = _LogSimplex()
 
 
+def _check_args(temperature: Any, probs: Any, validate_args: bool | None) -> None:
+    """With validation on, name the bad argument (NumPyro's own check would name the distribution)."""
+    validate = Distribution._validate_args if validate_args is None else validate_args
+    if not validate:
+        return
+    if not isinstance(temperature, jax.core.Tracer):  # traced values are checked by NumPyro's validation
+        t = np.asarray(temperature)
+        if not np.all(np.isfinite(t) & (t > 0)):
+            raise ValueError(f"temperature: must be finite and > 0, got {temperature!r}")
+    if probs is not None and not isinstance(probs, jax.core.Tracer):
+        p = np.asarray(probs, dtype=np.float64)
+        if p.ndim < 1 or np.any(p < 0) or np.any(np.abs(p.sum(-1) - 1.0) > 1e-5):
+            raise ValueError("probs: must be non-negative and sum to 1 along the last axis")
+
+
 def _logits(probs: Any, logits: Any) -> jnp.ndarray:
     if (probs is None) == (logits is None):
         raise ValueError("probs, logits: give exactly one of them")
@@ -83,10 +99,7 @@ class ExpRelaxedOneHotCategorical(Distribution):
 
     def __init__(self, temperature: Any, probs: Any = None, logits: Any = None, *,
                  validate_args: bool | None = None) -> None:
-        if probs is not None and validate_args:
-            # log(probs) hides bad probabilities (negative -> NaN, unnormalised is fine): check them here.
-            if not bool(jnp.all(constraints.simplex(jnp.asarray(probs)))):
-                raise ValueError("probs: must be non-negative and sum to 1 along the last axis")
+        _check_args(temperature, probs, validate_args)
         logits = _logits(probs, logits)
         if jnp.ndim(logits) < 1:
             raise ValueError(f"logits: need at least one dimension (the K categories), got shape {jnp.shape(logits)}")

@@ -2,11 +2,11 @@
 
 import numpy as np
 import pytest
+from fuzzing import bad_arrays
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import probzoo as pz
-from fuzzing import bad_arrays
 
 GENERATORS = [pz.data.heteroscedastic, pz.data.two_branch, pz.data.blobs, pz.data.saddle]
 

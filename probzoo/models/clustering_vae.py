@@ -1,0 +1,662 @@
+"""Clustering VAE y -> z -> x (article 002): a mixture prior in a VAE's latent space.
+
+Generative process::
+
+    y ~ Categorical(1/K),   z | y ~ Normal(mu_y, sigma_y),   x | z ~ Bernoulli(sigmoid(f(z)))  (or Normal(f(z), s))
+
+Variational posterior q(y, z | x) = q(y | x) q(z | x, y), both amortised by flax networks. Two ways
+to train it (``fit(method=...)``):
+
+- ``"relaxed"``: the article's estimator. y is replaced by a Concrete (Gumbel-softmax) relaxation at
+  temperature ``temperature``, sampled and scored in log space (``ExpRelaxedOneHotCategorical``), so
+  every term is a reparameterised Monte Carlo estimate (``Trace_ELBO``).
+- ``"enum"``: y is summed out exactly: q(y | x) is a Categorical, ``config_enumerate`` marks it for
+  parallel enumeration and ``TraceEnum_ELBO`` weighs each of the K branches by q(y | x).
+
+``beta`` multiplies the z terms (log p(z | y) - log q(z | x, y)) through ``numpyro.handlers.scale``, as
+the article does. ``balance`` adds weight to N KL(mean q(y | x) || p(y)), the marginal part of the ELBO's
+y-KL, so that every cluster stays in use; ``anneal`` starts the relaxed method at a higher temperature.
+Labelled rows (``labels >= 0``) observe y, contribute log p(x, y) and the classifier
+term ``alpha * log q(y | x)`` (Kingma et al.'s M2 objective) in their own plate, which sees every
+labelled row each step when there are at most ``batch_size`` of them.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import numpyro
+import numpyro.distributions as dist
+import optax
+from numpyro import handlers
+from numpyro.contrib.funsor import config_enumerate
+from numpyro.contrib.module import flax_module
+from numpyro.distributions import constraints
+from numpyro.infer import Trace_ELBO, TraceEnum_ELBO
+
+from probzoo import metrics
+from probzoo.distributions import ExpRelaxedOneHotCategorical
+from probzoo.infer import arviz_io
+from probzoo.infer.result import Fit
+from probzoo.infer.svi import run_svi
+from probzoo.models.base import ZooModel
+from probzoo.nn import MLP, ConvDecoder, ConvEncoder
+from probzoo.validation import (
+    as_array,
+    check_choice,
+    check_int,
+    check_labels,
+    check_positive,
+    check_seed,
+    check_unit_interval,
+)
+from probzoo.zoo import ZooEntry, register_entry, register_model
+
+__all__ = ["ClusteringVAE", "ClusteringVAEFit"]
+
+METHODS = ("relaxed", "enum")
+_EPS = 1e-4  # floor on the networks' standard deviations
+
+
+def _leaky(x: jnp.ndarray) -> jnp.ndarray:
+    return nn.leaky_relu(x, 0.2)
+
+
+class _Encoder(nn.Module):
+    """x -> (features h, logits of q(y | x)): the conv encoder for images, an MLP for vectors."""
+
+    n_clusters: int
+    kind: str
+    hidden: tuple[int, ...]
+    image_shape: tuple[int, int]
+    channels: tuple[int, ...]
+
+    @nn.compact
+    def __call__(self, x: jnp.ndarray) -> tuple[jnp.ndarray, jnp.ndarray]:
+        if self.kind == "conv":
+            h = ConvEncoder(self.image_shape, self.channels, self.hidden[-1])(x)
+        else:
+            h = _leaky(MLP(self.hidden[:-1], self.hidden[-1], _leaky)(x))
+        return h, nn.Dense(self.n_clusters)(h)
+
+
+class _EncoderZ(nn.Module):
+    """(h, y) -> (loc, scale) of q(z | x, y): one hidden layer on [h, y].
+
+    The first layer is split as W_h h + W_y y (the same affine map as on the concatenation) so that an
+    enumerated y of shape (K, 1, K) broadcasts against h of shape (B, H) without copying h K times.
+    """
+
+    latent_dim: int
+    hidden: int
+
+    @nn.compact
+    def __call__(self, h: jnp.ndarray, y: jnp.ndarray) -> tuple[jnp.ndarray, jnp.ndarray]:
+        a = _leaky(nn.Dense(self.hidden)(h) + nn.Dense(self.hidden, use_bias=False)(y))
+        out = nn.Dense(2 * self.latent_dim)(a)
+        loc, raw = jnp.split(out, 2, axis=-1)
+        return loc, jax.nn.softplus(raw) + _EPS
+
+
+@register_model
+class ClusteringVAE(ZooModel):
+    """y ~ Cat(1/K), z | y ~ N(mu_y, sigma_y), x | z ~ Bernoulli(decoder(z)) (or Normal): clustering by q(y | x).
+
+    Parameters
+    ----------
+    n_clusters: K, the number of clusters (values of y).
+    latent_dim: dimension of z (2 as in the article, so the latent space can be drawn).
+    likelihood: "bernoulli" for data in [0, 1] (images), "normal" for real vectors (fixed ``decoder_scale``).
+    encoder: "mlp" (dense networks, any data) or "conv" (the article's convolutional encoder/decoder;
+        rows must be flattened ``image_shape`` images).
+    temperature: temperature of the relaxed q(y | x) and p(y) (method "relaxed"); training starts at
+        ``anneal`` times this and decays geometrically to it over the first half of the steps.
+    beta: weight on the z terms of the ELBO (the article's 8), through ``handlers.scale`` on the z sites.
+    alpha: weight of the classifier term alpha * log q(y_i | x_i) per labelled row (semi-supervised).
+    hidden: widths of the MLP encoder (the decoder mirrors them); the last is the feature width.
+    decoder_scale: standard deviation of the Normal likelihood.
+    anneal: starting temperature factor (>= 1; 1 switches annealing off).
+    kl_warmup: fraction of the steps over which beta rises linearly from 0 (0: off).
+    balance: extra weight on N KL(mean_batch q(y | x) || p(y)), the marginal part of the ELBO's y-KL,
+        which keeps every cluster in use (0: the plain ELBO).
+    image_shape, channels: image size and the two convolution widths of the conv networks.
+    """
+
+    methods = METHODS
+
+    fit_class: type[Fit]
+
+    def __init__(
+        self,
+        n_clusters: int = 10,
+        latent_dim: int = 2,
+        likelihood: str = "bernoulli",
+        encoder: str = "mlp",
+        temperature: float = 0.5,
+        beta: float = 8.0,
+        alpha: float = 1000.0,
+        hidden: tuple[int, ...] | list[int] = (512, 256),
+        decoder_scale: float = 0.5,
+        image_shape: tuple[int, int] | list[int] = (28, 28),
+        channels: tuple[int, int] | list[int] = (32, 64),
+        anneal: float = 4.0,
+        kl_warmup: float = 0.0,
+        balance: float = 3.0,
+    ) -> None:
+        self.n_clusters = check_int(n_clusters, "n_clusters", minimum=2)
+        self.latent_dim = check_int(latent_dim, "latent_dim", minimum=1)
+        self.likelihood = check_choice(likelihood, "likelihood", ("bernoulli", "normal"))
+        self.encoder = check_choice(encoder, "encoder", ("mlp", "conv"))
+        self.temperature = check_positive(temperature, "temperature")
+        self.beta = check_positive(beta, "beta")
+        self.alpha = check_positive(alpha, "alpha", allow_zero=True)
+        if isinstance(hidden, (str, bytes)) or not hasattr(hidden, "__len__") or len(hidden) == 0:
+            raise TypeError(f"hidden: expected a non-empty sequence of layer widths, got {hidden!r}")
+        self.hidden = tuple(check_int(h, "hidden", minimum=1) for h in hidden)
+        self.decoder_scale = check_positive(decoder_scale, "decoder_scale")
+        if not hasattr(image_shape, "__len__") or len(image_shape) != 2:
+            raise TypeError(f"image_shape: expected (height, width), got {image_shape!r}")
+        self.image_shape = tuple(check_int(s, "image_shape", minimum=4) for s in image_shape)
+        if any(s % 4 for s in self.image_shape):
+            raise ValueError(f"image_shape: height and width must be multiples of 4 for the conv networks, "
+                             f"got {self.image_shape}")
+        if not hasattr(channels, "__len__") or len(channels) != 2:
+            raise TypeError(f"channels: expected two convolution widths, got {channels!r}")
+        self.channels = tuple(check_int(c, "channels", minimum=1) for c in channels)
+        self.anneal = check_positive(anneal, "anneal")
+        if self.anneal < 1.0:
+            raise ValueError(f"anneal: the starting temperature factor must be >= 1, got {anneal}")
+        self.kl_warmup = check_positive(kl_warmup, "kl_warmup", allow_zero=True)
+        if self.kl_warmup > 1.0:
+            raise ValueError(f"kl_warmup: a fraction of the training steps in [0, 1], got {kl_warmup}")
+        self.balance = check_positive(balance, "balance", allow_zero=True)
+        self._config = {
+            "n_clusters": self.n_clusters, "latent_dim": self.latent_dim, "likelihood": self.likelihood,
+            "encoder": self.encoder, "temperature": self.temperature, "beta": self.beta, "alpha": self.alpha,
+            "hidden": list(self.hidden), "decoder_scale": self.decoder_scale,
+            "image_shape": list(self.image_shape), "channels": list(self.channels),
+            "anneal": self.anneal, "kl_warmup": self.kl_warmup, "balance": self.balance,
+        }
+        self._cache: dict[Any, Any] = {}
+
+    # --- networks ------------------------------------------------------------------------------------
+    def _encoder_net(self) -> nn.Module:
+        return _Encoder(self.n_clusters, self.encoder, self.hidden, self.image_shape, self.channels)
+
+    def _encoder_z_net(self) -> nn.Module:
+        return _EncoderZ(self.latent_dim, self.hidden[-1])
+
+    def _decoder_net(self, n_features: int) -> nn.Module:
+        if self.encoder == "conv":
+            return ConvDecoder(self.image_shape, self.channels, self.hidden[-1])
+        return MLP(tuple(reversed(self.hidden)), n_features, _leaky)
+
+    def _likelihood(self, out: jnp.ndarray) -> dist.Distribution:
+        if self.likelihood == "bernoulli":
+            # grey levels in [0, 1] scored by the Bernoulli log-likelihood (binary cross-entropy), as the
+            # article does; NumPyro's support check would reject non-binary values, hence validate_args=False
+            return dist.Bernoulli(logits=out, validate_args=False).to_event(1)
+        return dist.Normal(out, self.decoder_scale).to_event(1)
+
+    def _prior_params(self) -> tuple[jnp.ndarray, jnp.ndarray]:
+        K, D = self.n_clusters, self.latent_dim
+        loc = numpyro.param("prior_loc", lambda key: jax.random.normal(key, (K, D)))
+        scale = numpyro.param("prior_scale", jnp.ones((K, D)), constraint=constraints.positive)
+        return loc, scale
+
+    def _schedule(self, temperature: Any, schedule_steps: int | None) -> tuple[Any, Any]:
+        """(temperature, beta) at the current step.
+
+        The clock is the parameter ``clock``, which the optimiser advances by one each step (it gets no
+        gradient), so the schedule is part of the SVI state and a resumed run follows it exactly. With
+        ``schedule_steps`` the temperature decays geometrically from ``anneal * temperature`` to
+        ``temperature`` and beta rises linearly from 0 to ``beta`` over ``kl_warmup * schedule_steps`` steps.
+        """
+        tau = self.temperature if temperature is None else temperature
+        beta = self.beta
+        if schedule_steps is None or (self.anneal == 1.0 and self.kl_warmup == 0.0):
+            return tau, beta
+        clock = jax.lax.stop_gradient(numpyro.param("clock", jnp.zeros(())))
+        if self.anneal != 1.0:
+            frac = jnp.clip(1.0 - clock / max(1.0, 0.5 * schedule_steps), 0.0, 1.0)
+            tau = tau * self.anneal ** frac
+        if self.kl_warmup > 0.0:
+            beta = beta * jnp.clip((clock + 1.0) / max(1.0, self.kl_warmup * schedule_steps), 0.0, 1.0)
+        return tau, beta
+
+    # --- the generative model and the guide ----------------------------------------------------------
+    def model(self, X: Any, labels: Any = None, labelled: Any = None, method: str = "relaxed",
+              temperature: Any = None, labelled_batch: int = 100,
+              schedule_steps: int | None = None) -> None:
+        """p(y) p(z | y) p(x | z) over the rows of X; labelled rows (``labelled`` indexes them) observe y."""
+        check_choice(method, "method", METHODS)
+        K = self.n_clusters
+        X = jnp.asarray(X)
+        N, P = X.shape
+        decode = flax_module("decoder", self._decoder_net(P), input_shape=(1, self.latent_dim))
+        mu, sigma = self._prior_params()
+        tau, beta = self._schedule(temperature, schedule_steps)
+
+        def z_then_x(y: jnp.ndarray, x: jnp.ndarray, suffix: str) -> None:
+            with handlers.scale(scale=beta):
+                z = numpyro.sample("z" + suffix, dist.Normal(y @ mu, y @ sigma).to_event(1))
+            numpyro.sample("x" + suffix, self._likelihood(decode(z)), obs=x)
+
+        unlabelled = None if labels is None else jnp.asarray(labels) < 0
+        with numpyro.plate("data", N) as idx:
+            with handlers.mask(mask=True if unlabelled is None else unlabelled[idx]):
+                if method == "enum":
+                    y = jax.nn.one_hot(numpyro.sample("y", dist.Categorical(logits=jnp.zeros(K))), K)
+                else:
+                    y = jnp.exp(numpyro.sample("log_y", ExpRelaxedOneHotCategorical(tau, logits=jnp.zeros(K))))
+                z_then_x(y, X[idx], "")
+        if labelled is not None and np.shape(labelled)[0] > 0:
+            L = np.shape(labelled)[0]
+            with numpyro.plate("labelled", L, subsample_size=min(L, labelled_batch)) as j:
+                i = jnp.asarray(labelled)[j]
+                t = jnp.asarray(labels)[i]
+                numpyro.sample("y_labelled", dist.Categorical(logits=jnp.zeros(K)), obs=t)
+                z_then_x(jax.nn.one_hot(t, K), X[i], "_labelled")
+
+    def guide(self, X: Any, labels: Any = None, labelled: Any = None, method: str = "relaxed",
+              temperature: Any = None, labelled_batch: int = 100,
+              schedule_steps: int | None = None) -> None:
+        """q(y | x) q(z | x, y); on labelled rows q(z | x, y_i) and the classifier term alpha log q(y_i | x_i);
+        with ``balance`` the penalty balance * N * KL(mean_batch q(y | x) || p(y))."""
+        check_choice(method, "method", METHODS)
+        K = self.n_clusters
+        X = jnp.asarray(X)
+        N, P = X.shape
+        encode = flax_module("encoder", self._encoder_net(), input_shape=(1, P))
+        encode_z = flax_module("encoder_z", self._encoder_z_net(), jnp.ones((1, self.hidden[-1])), jnp.ones((1, K)))
+        tau, beta = self._schedule(temperature, schedule_steps)
+
+        def q_z(h: jnp.ndarray, y: jnp.ndarray, suffix: str) -> None:
+            loc, scale = encode_z(h, y)
+            with handlers.scale(scale=beta):
+                numpyro.sample("z" + suffix, dist.Normal(loc, scale).to_event(1))
+
+        unlabelled = None if labels is None else jnp.asarray(labels) < 0
+        with numpyro.plate("data", N) as idx:
+            h, logits = encode(X[idx])
+            with handlers.mask(mask=True if unlabelled is None else unlabelled[idx]):
+                if method == "enum":
+                    y = jax.nn.one_hot(numpyro.sample("y", dist.Categorical(logits=logits)), K)
+                else:
+                    y = jnp.exp(numpyro.sample("log_y", ExpRelaxedOneHotCategorical(tau, logits=logits)))
+                q_z(h, y, "")
+            if self.balance > 0:
+                # KL(q_bar || p(y)) with q_bar the mean of q(y | x) over the unlabelled rows of the batch,
+                # in log space; a guide factor enters the ELBO with a minus, so this adds a penalty
+                w = jnp.ones(idx.shape[0]) if unlabelled is None else unlabelled[idx].astype(logits.dtype)
+                n_w = jnp.maximum(w.sum(), 1.0)
+                log_qbar = jax.nn.logsumexp(jax.nn.log_softmax(logits), axis=0, b=w[:, None]) - jnp.log(n_w)
+                kl_bar = jnp.sum(jnp.exp(log_qbar) * (log_qbar + math.log(K)))
+                n_unlabelled = N if unlabelled is None else jnp.sum(unlabelled)
+        if self.balance > 0:
+            numpyro.factor("balance", self.balance * n_unlabelled * kl_bar)
+        if labelled is not None and np.shape(labelled)[0] > 0:
+            L = np.shape(labelled)[0]
+            with numpyro.plate("labelled", L, subsample_size=min(L, labelled_batch)) as j:
+                i = jnp.asarray(labelled)[j]
+                t = jnp.asarray(labels)[i]
+                h, logits = encode(X[i])
+                # M2's classifier term: + alpha log q(y_i | x_i) in the ELBO (a guide factor enters with a minus)
+                numpyro.factor("classify", -self.alpha * dist.Categorical(logits=logits).log_prob(t))
+                q_z(h, jax.nn.one_hot(t, K), "_labelled")
+
+    def _prediction_fns(self, P: int) -> dict[str, Callable]:
+        """Jitted functions of (params, ...) for fits of this model on P features, compiled once per shape."""
+        if ("fns", P) in self._cache:
+            return self._cache[("fns", P)]
+        enc, enc_z, dec = self._encoder_net(), self._encoder_z_net(), self._decoder_net(P)
+        K, D = self.n_clusters, self.latent_dim
+
+        def prior(params):
+            return params["prior_loc"], params.get("prior_scale", jnp.ones((K, D)))
+
+        def encode(params, x):
+            return enc.apply({"params": params["encoder$params"]}, x)
+
+        def q_z(params, h, y):
+            return enc_z.apply({"params": params["encoder_z$params"]}, h, y)
+
+        def decode(params, z):
+            return dec.apply({"params": params["decoder$params"]}, z)
+
+        def mean(out):
+            return jax.nn.sigmoid(out) if self.likelihood == "bernoulli" else out
+
+        @jax.jit
+        def summary(params, x):
+            h, logits = encode(params, x)
+            y_hat = jnp.argmax(logits, -1)
+            loc, _ = q_z(params, h, jax.nn.one_hot(y_hat, K))
+            return jax.nn.softmax(logits), loc, mean(decode(params, loc))
+
+        @partial(jax.jit, static_argnums=(3,))
+        def bounds(params, x, key, S):
+            """Per row: the ELBO (beta = 1, y summed exactly) and the importance-sampled log p(x)."""
+            mu, sigma = prior(params)
+            h, logits = encode(params, x)
+            log_q_y = jax.nn.log_softmax(logits)  # (n, K)
+            loc, scale = q_z(params, h, jnp.eye(K)[:, None, :])  # (K, n, D)
+            z = loc + scale * jax.random.normal(key, (S, *loc.shape))  # (S, K, n, D)
+            log_q_z = dist.Normal(loc, scale).to_event(1).log_prob(z)
+            log_p_z = dist.Normal(mu[:, None, :], sigma[:, None, :]).to_event(1).log_prob(z)
+            log_p_x = self._likelihood(decode(params, z)).log_prob(x)
+            w = log_p_x + log_p_z - log_q_z  # (S, K, n): log p(x, z | y) - log q(z | x, y)
+            elbo_y = w.mean(0).T - math.log(K) - log_q_y  # (n, K)
+            elbo = jnp.sum(jnp.exp(log_q_y) * elbo_y, -1)
+            lpd = jax.scipy.special.logsumexp(w, axis=(0, 1)) - math.log(K) - math.log(S)
+            return elbo, lpd
+
+        @partial(jax.jit, static_argnums=(3,))
+        def draws(params, x, key, S):
+            """S draws of (y, z) from the guide per row, log p(x | z) and the mean of p(x | z)."""
+            h, logits = encode(params, x)
+            ky, kz = jax.random.split(key)
+            y = jax.random.categorical(ky, logits, shape=(S, x.shape[0]))
+            loc, scale = q_z(params, h, jax.nn.one_hot(y, K))
+            z = loc + scale * jax.random.normal(kz, loc.shape)
+            out = decode(params, z)
+            return y, z, self._likelihood(out).log_prob(x), mean(out)
+
+        @jax.jit
+        def prior_draws(params, y, key):
+            mu, sigma = prior(params)
+            return mu[y] + sigma[y] * jax.random.normal(key, (y.shape[0], D))
+
+        @jax.jit
+        def decode_mean(params, z):
+            return mean(decode(params, z))
+
+        fns = {"summary": summary, "bounds": bounds, "draws": draws, "prior_draws": prior_draws,
+               "decode_mean": decode_mean}
+        self._cache[("fns", P)] = fns
+        return fns
+
+    # --- training --------------------------------------------------------------------------------------
+    def _check_X(self, X: Any, name: str = "X", n_features: int | None = None) -> np.ndarray:
+        X = as_array(X, name, ndim=2, min_rows=1)
+        if self.encoder == "conv":
+            h, w = self.image_shape
+            if X.shape[1] != h * w:
+                raise ValueError(f"{name}: the conv encoder needs flattened {h} x {w} images ({h * w} columns), "
+                                 f"got {X.shape[1]} columns; use encoder='mlp' for other data")
+        if n_features is not None and X.shape[1] != n_features:
+            raise ValueError(f"{name}: the fit was trained on {n_features} columns, got {X.shape[1]}")
+        if self.likelihood == "bernoulli":
+            check_unit_interval(X, name)
+        return X
+
+    def fit(
+        self,
+        X: Any,
+        labels: Any = None,
+        method: str = "enum",
+        epochs: int = 100,
+        batch_size: int = 100,
+        seed: int = 0,
+        progress: bool = False,
+        learning_rate: float = 1e-3,
+        checkpoint: str | Path | None = None,
+        checkpoint_every: int | None = None,
+        resume: str | Path | None = None,
+        callback: Callable | None = None,
+        num_draws: int = 4,
+        n_reconstructions: int = 64,
+    ) -> ClusteringVAEFit:
+        """Train by minibatch SVI; ``labels`` (optional) has one int per row, -1 for unlabelled rows.
+
+        ``method``: "relaxed" (Concrete relaxation of y, ``Trace_ELBO``) or "enum" (y summed out,
+        ``TraceEnum_ELBO``). The returned fit's ``idata`` holds ``num_draws`` guide draws of y and z per
+        row with q(y | x) ("y_probs"), the pointwise log-likelihood, reconstructions of the first
+        ``n_reconstructions`` rows as posterior predictive, and the loss trace (group "training").
+        """
+        method = check_choice(method, "method", METHODS)
+        X = self._check_X(X)
+        N, P = X.shape
+        seed = check_seed(seed)
+        epochs = check_int(epochs, "epochs", minimum=1)
+        batch_size = check_int(batch_size, "batch_size", minimum=1, maximum=N)
+        num_draws = check_int(num_draws, "num_draws", minimum=1)
+        n_reconstructions = check_int(n_reconstructions, "n_reconstructions", minimum=0)
+        if labels is not None:
+            labels = check_labels(labels, "labels", n=N, n_classes=self.n_clusters)
+            labelled = np.flatnonzero(labels >= 0).astype(np.int32)
+            if labelled.size == N:
+                raise ValueError("labels: every row is labelled; leave some at -1 (unlabelled) to cluster them")
+        else:
+            labelled = np.zeros((0,), np.int32)
+        steps = epochs * (N // batch_size)
+        guide = config_enumerate(self.guide) if method == "enum" else self.guide
+        loss = TraceEnum_ELBO(max_plate_nesting=1) if method == "enum" else Trace_ELBO()
+        run = run_svi(
+            self.model, guide, X, labels, labelled if labelled.size else None,
+            optim=_optimiser(learning_rate), loss=loss, epochs=epochs, batch_size=batch_size, seed=seed,
+            progress=progress, callback=callback, checkpoint=checkpoint, checkpoint_every=checkpoint_every,
+            resume=resume, desc=f"ClusteringVAE/{method}", method=method, labelled_batch=batch_size,
+            schedule_steps=steps,
+        )
+        params = {k: v for k, v in run.params.items()}
+        fit = ClusteringVAEFit(
+            model=self, method=method, params=params, losses=run.losses, wall_time=run.wall_time,
+            compile_time=run.compile_time, seed=seed,
+            info={"epochs": epochs, "batch_size": batch_size, "n_rows": N, "n_features": P,
+                  "n_labelled": int(labelled.size), "steps": int(run.num_steps),
+                  "seconds_per_epoch": run.run_time / epochs},
+        )
+        fit.idata = fit._inference_data(X, num_draws=num_draws, n_reconstructions=n_reconstructions, seed=seed)
+        fit.info["clusters_used"] = int(np.unique(fit.predict(X)).size)
+        return fit
+
+
+def _optimiser(learning_rate: float) -> optax.GradientTransformation:
+    """Adam for every parameter but the schedule's ``clock``, which advances by one per step."""
+    learning_rate = check_positive(learning_rate, "learning_rate")
+
+    def tick_update(updates: Any, state: Any, params: Any = None) -> tuple[Any, Any]:
+        return jax.tree.map(jnp.ones_like, updates), state
+
+    tick = optax.GradientTransformation(lambda params: optax.EmptyState(), tick_update)
+
+    def labels(params: dict[str, Any]) -> dict[str, Any]:
+        return {k: jax.tree.map(lambda _, k=k: "clock" if k == "clock" else "adam", v) for k, v in params.items()}
+
+    return optax.multi_transform({"adam": optax.adam(learning_rate), "clock": tick}, labels)
+
+
+class ClusteringVAEFit(Fit):
+    """A trained clustering VAE: cluster probabilities, embeddings, reconstructions, generation, scores."""
+
+    # --- the networks at the fitted parameters ----------------------------------------------------------
+    def _fns(self) -> dict[str, Callable]:
+        """The model's compiled prediction functions (shared by every fit of this model) bound to our params."""
+        P = int(self.info["n_features"])
+        fns = self.model._prediction_fns(P)
+        if getattr(self, "_device_params", None) is None:
+            self._device_params = jax.tree.map(jnp.asarray, self.params)
+        return {name: partial(fn, self._device_params) for name, fn in fns.items()}
+
+    def _rows(self, X: Any, name: str = "X") -> np.ndarray:
+        return self.model._check_X(X, name, n_features=int(self.info["n_features"]))
+
+    def _summary(self, X: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        X = self._rows(X)
+        fn = self._fns()["summary"]
+        parts = [fn(jnp.asarray(c)) for c in _chunks(X, 1000)]
+        return tuple(np.concatenate([np.asarray(p[i]) for p in parts])[: X.shape[0]] for i in range(3))
+
+    # --- public methods ---------------------------------------------------------------------------------
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """q(y | x): (n, K) cluster probabilities."""
+        return self._summary(X)[0]
+
+    def predict(self, X: Any) -> np.ndarray:
+        """The most probable cluster under q(y | x), (n,) ints."""
+        return np.argmax(self.predict_proba(X), axis=-1).astype(np.int32)
+
+    def embed(self, X: Any) -> np.ndarray:
+        """(n, latent_dim): the mean of q(z | x, y) at the most probable cluster y."""
+        return self._summary(X)[1]
+
+    def reconstruct(self, X: Any) -> np.ndarray:
+        """(n, n_features): the mean of p(x | z) at z = embed(X)."""
+        return self._summary(X)[2]
+
+    def sample_latent(self, cluster: int, n: int = 100, seed: int = 0) -> np.ndarray:
+        """(n, latent_dim) draws of z ~ p(z | y = cluster)."""
+        cluster = check_int(cluster, "cluster", minimum=0, maximum=self.model.n_clusters - 1)
+        n = check_int(n, "n", minimum=1)
+        y = jnp.full((n,), cluster, jnp.int32)
+        return np.asarray(self._fns()["prior_draws"](y, jax.random.PRNGKey(check_seed(seed))))
+
+    def generate(self, cluster: int, n: int = 10, seed: int = 0) -> np.ndarray:
+        """(n, n_features): the mean of p(x | z) for z ~ p(z | y = cluster) (the article's per-cluster samples)."""
+        z = self.sample_latent(cluster, n, seed)
+        return np.asarray(self._fns()["decode_mean"](jnp.asarray(z)))
+
+    def elbo(self, X: Any, num_samples: int = 10, seed: int = 0) -> np.ndarray:
+        """Per-row ELBO with beta = 1 (a lower bound on log p(x)), y summed exactly, z by ``num_samples``."""
+        return self._bounds(X, num_samples, seed)[0]
+
+    def log_likelihood(self, X: Any, num_samples: int = 10, seed: int = 0) -> np.ndarray:
+        """Per-row importance-sampled log p(x) (``num_samples`` z per cluster from q(z | x, y); a lower bound
+        that tightens as ``num_samples`` grows)."""
+        return self._bounds(X, num_samples, seed)[1]
+
+    def _bounds(self, X: Any, num_samples: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+        X = self._rows(X)
+        S = check_int(num_samples, "num_samples", minimum=1)
+        key = jax.random.PRNGKey(check_seed(seed))
+        fn = self._fns()["bounds"]
+        chunk = max(8, 20_000 // (S * self.model.n_clusters))
+        parts = [fn(jnp.asarray(c), jax.random.fold_in(key, i), S) for i, c in enumerate(_chunks(X, chunk))]
+        return tuple(np.concatenate([np.asarray(p[j]) for p in parts])[: X.shape[0]] for j in range(2))
+
+    def evaluate(self, X: Any, labels_true: Any = None, num_samples: int = 10, seed: int = 0) -> dict[str, float]:
+        """Held-out scores: "elbo" and "lpd" (mean per row, nats), and with true labels "accuracy"
+        (Hungarian matching of clusters to classes), "nmi" and "clusters_used"."""
+        X = self._rows(X)
+        elbo, lpd = self._bounds(X, num_samples, seed)
+        out = {"elbo": float(np.mean(elbo)), "lpd": float(np.mean(lpd))}
+        pred = self.predict(X)
+        out["clusters_used"] = float(np.unique(pred).size)
+        if labels_true is not None:
+            t = as_array(labels_true, "labels_true", ndim=1, dtype=np.int64)
+            if t.shape[0] != X.shape[0]:
+                raise ValueError(f"labels_true: expected {X.shape[0]} labels (one per row), got {t.shape[0]}")
+            out["accuracy"] = metrics.cluster_accuracy(t, pred)
+            out["nmi"] = metrics.nmi(t, pred)
+        return out
+
+    def _inference_data(self, X: np.ndarray, num_draws: int, n_reconstructions: int, seed: int) -> Any:
+        fns = self._fns()
+        key = jax.random.PRNGKey(seed + 1)
+        ys, zs, lls, recs = [], [], [], []
+        n_rec = min(n_reconstructions, X.shape[0])
+        for i, c in enumerate(_chunks(X, 500)):
+            y, z, ll, rec = fns["draws"](jnp.asarray(c), jax.random.fold_in(key, i), num_draws)
+            ys.append(np.asarray(y)), zs.append(np.asarray(z)), lls.append(np.asarray(ll))
+            if i * 500 < n_rec:
+                recs.append(np.asarray(rec))
+        n = X.shape[0]
+        y = np.concatenate(ys, axis=1)[:, :n]
+        z = np.concatenate(zs, axis=1)[:, :n]
+        ll = np.concatenate(lls, axis=1)[:, :n]
+        probs = self.predict_proba(X)
+        posterior = {"y": y.astype(np.int32), "z": z,
+                     "y_probs": np.broadcast_to(probs, (num_draws, *probs.shape))}
+        dims = {"y": ["point"], "z": ["point", "latent"], "y_probs": ["point", "cluster"]}
+        pp = obs = None
+        if n_rec:
+            pp = {"x": np.concatenate(recs, axis=1)[:, :n_rec]}
+            obs = {"x": X[:n_rec]}
+            dims["x"] = ["shown", "feature"]
+        idata = arviz_io.from_samples(
+            posterior, log_likelihood={"x_loglik": ll}, posterior_predictive=pp, observed_data=obs,
+            dims={**dims, "x_loglik": ["point"]},
+            attrs={"inference": "svi", "note": arviz_io.SVI_NOTE, "model": "ClusteringVAE", "method": self.method,
+                   "posterior_predictive": "mean of p(x | z), z from the guide (reconstructions)"},
+        )
+        return arviz_io.add_group(idata, "training", {"loss": (["step"], np.asarray(self.losses))})
+
+
+def _chunks(X: np.ndarray, chunk: int) -> list[np.ndarray]:
+    """Rows of X in chunks of ``chunk`` (the last padded by repeating its last row) so that one compiled
+    function serves them all; callers cut the concatenated result back to len(X)."""
+    n = X.shape[0]
+    chunk = max(1, min(chunk, n))
+    out = []
+    for start in range(0, n, chunk):
+        part = X[start:start + chunk]
+        if part.shape[0] < chunk:
+            part = np.concatenate([part, np.repeat(part[-1:], chunk - part.shape[0], axis=0)])
+        out.append(part)
+    return out
+
+
+ClusteringVAE.fit_class = ClusteringVAEFit
+
+
+# --- the zoo entry ---------------------------------------------------------------------------------------
+
+
+def _loader(name: str) -> Callable[[int], tuple[tuple[Any, ...], dict[str, Any]]]:
+    def load(seed: int) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        from probzoo import data
+
+        X, t = {"mnist": data.mnist, "blobs": data.blobs, "digits": data.digits}[name](seed=seed)
+        return (X,), {"labels_true": t}
+
+    return load
+
+
+def _report(fit: ClusteringVAEFit, data: tuple[Any, ...], extras: dict[str, Any], out_dir: Path
+            ) -> tuple[dict[str, float], list[Path]]:
+    from probzoo import plots
+    from probzoo.plots import clustering_vae as cplots
+
+    (X,) = data
+    X = np.asarray(X)
+    t = extras.get("labels_true")
+    scores = fit.evaluate(X, labels_true=t, num_samples=4, seed=fit.seed)
+    scores["seconds_per_epoch"] = float(fit.info["seconds_per_epoch"])
+    out_dir = Path(out_dir)
+    figs = [plots.loss_curve(fit.losses, out_dir / "loss.png", title=f"negative ELBO ({fit.method})")]
+    Z = fit.embed(X)
+    colour = t if t is not None else fit.predict(X)
+    if fit.model.latent_dim == 2:
+        figs.append(cplots.latent_scatter(Z, colour, out_dir / "latent.png"))
+        figs.append(cplots.prior_scatter(fit, out_dir / "prior.png"))
+    if cplots.image_side(X.shape[1]) is not None:
+        figs.append(cplots.reconstructions(X[:10], fit.reconstruct(X[:10]), out_dir / "reconstructions.png"))
+        grid = np.stack([fit.generate(k, 10, seed=k) for k in range(fit.model.n_clusters)])
+        figs.append(cplots.generated_grid(grid, out_dir / "generated.png"))
+    elif X.shape[1] == 2:
+        figs.append(cplots.toy_clusters(X, fit.predict(X), out_dir / "clusters.png"))
+        figs.append(cplots.toy_generated(fit, out_dir / "generated.png"))
+    return scores, figs
+
+
+register_entry(ZooEntry(
+    name="clustering_vae",
+    model_class=ClusteringVAE,
+    description="clustering VAE y -> z -> x (article 002): relaxed (Gumbel-softmax) or exact (enumerated) y",
+    methods=METHODS,
+    datasets={name: _loader(name) for name in ("mnist", "blobs", "digits")},
+    default_data="mnist",
+    report=_report,
+    tour_runs=[("relaxed", {"epochs": 4}), ("enum", {"epochs": 2})],
+    compare_budget={"relaxed": {"epochs": 20}, "enum": {"epochs": 20}},
+    dataset_model_kwargs={"blobs": {"n_clusters": 3, "likelihood": "normal"}},
+))

@@ -1,0 +1,616 @@
+"""Unsupervised kernel regression (UKR) as a NumPyro model: MAP or NUTS over the latents.
+
+Generative model (N points y_i in R^D, latents x_i in R^M, M < D):
+
+    x_i ~ Normal(0, 1 / sqrt(reg))                    (the articles' weight decay, reg * ||X||^2 / 2)
+    y_i ~ Normal(f(x_i; X), s),   f(x; X) = sum_j softmax_j(-||x - x_j||^2 / 2h) y_j   (Nadaraya-Watson)
+
+With ``loo=True`` (the default, Klanke & Ritter) training point i is left out of its own sum, which
+removes the degenerate optimum of the plain map (spread the latents apart and every point reconstructs
+itself). The noise scale is learned (``noise=None``: s^2 ~ InverseGamma(1, 1e-3 v), v the data's mean
+per-coordinate variance, a weak prior) or fixed. Method "nuts" samples the latents with NUTS; a learned
+s is updated within Gibbs from its exact conjugate conditional (``numpyro.infer.HMCGibbs``), which mixes
+better than moving s and the latents jointly (their coupling makes a funnel).
+
+The articles minimise R(X) + weight decay by gradient descent. Their code's update,
+``X -= lr * (grad_X sum_i ||y_i - f(x_i)||^2 / 2 + reg X)``, is gradient descent on this model's negative
+log joint with ``loo=False``, ``noise=1.0``: -log p(Y, X) = sum_i ||y_i - f(x_i)||^2 / 2 + reg ||X||^2 / 2 + const.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import numpyro
+import numpyro.distributions as dist
+import optax
+from numpyro.distributions.transforms import PowerTransform
+from numpyro.infer import NUTS, HMCGibbs
+from numpyro.infer.autoguide import AutoDelta
+from numpyro.infer.initialization import init_to_value
+from numpyro.optim import _NumPyroOptim, optax_to_numpyro
+
+from probzoo.infer import arviz_io
+from probzoo.infer.mcmc import run_mcmc
+from probzoo.infer.posterior import svi_inference_data
+from probzoo.infer.result import Fit
+from probzoo.infer.svi import run_svi
+from probzoo.models.base import ZooModel
+from probzoo.models.ukr_kernel import auto_block_size, nadaraya_watson
+from probzoo.validation import as_array, check_choice, check_int, check_positive, check_seed
+from probzoo.zoo import ZooEntry, register_entry, register_model
+
+__all__ = ["UKR", "UKRFit", "trustworthiness"]
+
+METHODS = ("map", "nuts")
+_INIT_SCALES = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0)  # candidate PCA scalings, in units of sqrt(bandwidth)
+
+
+def trustworthiness(Z_true: np.ndarray, Z: np.ndarray, n_neighbors: int = 10) -> float:
+    """sklearn.manifold.trustworthiness of the embedding ``Z`` w.r.t. the reference coordinates ``Z_true``."""
+    from sklearn.manifold import trustworthiness as _tw
+
+    n = len(Z)
+    k = int(min(n_neighbors, max(1, n // 2 - 1)))
+    return float(_tw(np.asarray(Z_true, np.float64), np.asarray(Z, np.float64), n_neighbors=k))
+
+
+def _pca(Y: np.ndarray, m: int) -> np.ndarray:
+    """Scores of the centred data on its top-m principal axes, each scaled to unit standard deviation."""
+    Yc = Y.astype(np.float64) - Y.mean(axis=0)
+    _, sv, vt = np.linalg.svd(Yc, full_matrices=False)
+    scores = Yc @ vt[:m].T
+    sd = scores.std(axis=0)
+    return scores / np.where(sd > 0, sd, 1.0)
+
+
+@register_model
+class UKR(ZooModel):
+    """Unsupervised kernel regression: a smooth map f from M-dimensional latents onto the data.
+
+    ``UKR(latent_dim=2, bandwidth=1.0, reg=0.1, loo=True, init="pca")``. ``bandwidth`` is h in the
+    Gaussian kernel exp(-||x - x'||^2 / 2h) (the articles' sigma^2); ``reg`` the prior precision of the
+    latents (the articles' weight decay lamda); ``noise`` fixes the observation scale s (``None``: learned).
+    ``init``: "pca" (principal components, scaled by leave-one-out cross-validation as in Klanke &
+    Ritter when ``loo``), "random" (Normal(0, 0.1 sqrt(h)) with the fit's seed) or an (N, M) array.
+    ``block_size`` rows of the kernel matrix are evaluated at a time (``None``: chosen from N).
+    """
+
+    methods = METHODS
+
+    def __init__(
+        self,
+        latent_dim: int = 2,
+        bandwidth: float = 1.0,
+        reg: float = 0.1,
+        loo: bool = True,
+        init: str | np.ndarray = "pca",
+        noise: float | None = None,
+        block_size: int | None = None,
+    ) -> None:
+        self.latent_dim = check_int(latent_dim, "latent_dim", minimum=1)
+        self.bandwidth = check_positive(bandwidth, "bandwidth")
+        self.reg = check_positive(reg, "reg")
+        if not isinstance(loo, (bool, np.bool_)):
+            raise TypeError(f"loo: expected True or False, got {type(loo).__name__} {loo!r}")
+        self.loo = bool(loo)
+        if isinstance(init, str):
+            check_choice(init, "init", ("pca", "random"))
+            self.init = init
+        else:
+            self.init = as_array(init, "init", ndim=2, width=self.latent_dim, min_rows=2)
+        self.noise = None if noise is None else check_positive(noise, "noise")
+        self.block_size = None if block_size is None else check_int(block_size, "block_size", minimum=1)
+        self._config = {
+            "latent_dim": self.latent_dim, "bandwidth": self.bandwidth, "reg": self.reg, "loo": self.loo,
+            "init": self.init if isinstance(self.init, str) else self.init.tolist(),
+            "noise": self.noise, "block_size": self.block_size,
+        }
+
+    # --- the NumPyro model ----------------------------------------------------------------------
+    def map_fn(self, n: int) -> Callable[[jnp.ndarray, jnp.ndarray], jnp.ndarray]:
+        """``f(X, Y)``: the (leave-one-out when ``loo``) reconstruction of all N training points."""
+        block = self.block_size if self.block_size is not None else auto_block_size(n)
+        self_index = jnp.arange(n) if self.loo else None
+        return lambda X, Y: nadaraya_watson(X, X, Y, self.bandwidth, self_index=self_index, block_size=block)
+
+    def model(self, Y: jnp.ndarray, predictive: bool = False) -> None:
+        """x_i ~ Normal(0, 1/sqrt(reg)); y_i ~ Normal(f(x_i; X), s), f the (leave-one-out) Nadaraya-Watson map.
+
+        ``predictive=True`` leaves y unobserved (the posterior predictive); Y still defines the map.
+        """
+        Y = jnp.asarray(Y)
+        n, d = Y.shape
+        if self.noise is None:
+            a, b = self.noise_prior(Y)
+            s = numpyro.sample("s", dist.TransformedDistribution(dist.InverseGamma(a, b), PowerTransform(0.5)))
+        else:
+            s = self.noise
+        with numpyro.plate("data", n):
+            x = numpyro.sample("x", self._latent_prior())
+            f = self.map_fn(n)(x, Y)
+            numpyro.sample("y", dist.Normal(f, s).to_event(1), obs=None if predictive else Y)
+
+    def noise_prior(self, Y: jnp.ndarray) -> tuple[float, jnp.ndarray]:
+        """(a, b) of the noise prior s^2 ~ InverseGamma(a, b): a = 1, b = 1e-3 x the mean variance of Y's columns."""
+        return 1.0, 1e-3 * jnp.mean(jnp.var(jnp.asarray(Y), axis=0))
+
+    def noise_conditional(self, Y: jnp.ndarray) -> Callable[..., dict[str, jnp.ndarray]]:
+        """The Gibbs update of s for ``numpyro.infer.HMCGibbs``: an exact draw from the conjugate conditional
+        s^2 | X, Y ~ InverseGamma(a + ND/2, b + E/2), E = sum_i ||y_i - f(x_i)||^2."""
+        Y = jnp.asarray(Y)
+        n, d = Y.shape
+        a, b = self.noise_prior(Y)
+        fmap = self.map_fn(n)
+
+        def gibbs_fn(rng_key: jax.Array, gibbs_sites: dict, hmc_sites: dict) -> dict[str, jnp.ndarray]:
+            E = jnp.sum(jnp.square(Y - fmap(hmc_sites["x"], Y)))
+            return {"s": jnp.sqrt(dist.InverseGamma(a + 0.5 * n * d, b + 0.5 * E).sample(rng_key))}
+
+        return gibbs_fn
+
+    def _latent_prior(self) -> dist.Distribution:
+        return dist.Normal(0.0, 1.0 / math.sqrt(self.reg)).expand([self.latent_dim]).to_event(1)
+
+    @property
+    def guide(self) -> AutoDelta:
+        """A fresh AutoDelta over the latents (and s): the MAP guide."""
+        return AutoDelta(self.model)
+
+    # --- data and initialisation ----------------------------------------------------------------
+    def _check_data(self, Y: Any, name: str = "Y") -> np.ndarray:
+        Y = as_array(Y, name, ndim=2, min_rows=3)
+        if Y.shape[1] <= self.latent_dim:
+            raise ValueError(f"latent_dim: must be smaller than the data dimension D = {Y.shape[1]}, "
+                             f"got {self.latent_dim}")
+        if not isinstance(self.init, str) and self.init.shape[0] != Y.shape[0]:
+            raise ValueError(f"init: has {self.init.shape[0]} rows but {name} has {Y.shape[0]}")
+        return Y
+
+    def initial_latents(self, Y: np.ndarray, seed: int = 0) -> np.ndarray:
+        """The starting latents (N, M) for ``Y``: see ``init`` in the class docstring."""
+        Y = self._check_data(Y)
+        if not isinstance(self.init, str):
+            return self.init.astype(np.float32)
+        root_h = math.sqrt(self.bandwidth)
+        if self.init == "random":
+            rng = np.random.default_rng(check_seed(seed))
+            return (0.1 * root_h * rng.standard_normal((len(Y), self.latent_dim))).astype(np.float32)
+        base = _pca(Y, self.latent_dim)
+        if not self.loo:
+            return (root_h * base).astype(np.float32)
+        fmap = jax.jit(self.map_fn(len(Y)))
+        Yj = jnp.asarray(Y)
+        errors = [float(jnp.mean(jnp.sum((Yj - fmap(jnp.asarray(c * root_h * base, jnp.float32), Yj)) ** 2, -1)))
+                  for c in _INIT_SCALES]
+        return (_INIT_SCALES[int(np.argmin(errors))] * root_h * base).astype(np.float32)
+
+    # --- fitting ----------------------------------------------------------------------------------
+    def fit(
+        self,
+        Y: Any,
+        method: str = "map",
+        seed: int = 0,
+        progress: bool = False,
+        num_steps: int = 1000,
+        learning_rate: float = 0.05,
+        optim: Any = None,
+        chunk_size: int | None = None,
+        history_every: int | None = None,
+        callback: Callable | None = None,
+        checkpoint: str | os.PathLike | None = None,
+        checkpoint_every: int | None = None,
+        resume: str | os.PathLike | None = None,
+        num_warmup: int = 500,
+        num_samples: int = 500,
+        num_chains: int = 2,
+        map_steps: int = 1000,
+        chain_method: str | None = None,
+        max_tree_depth: int = 8,
+        dense_mass: bool = False,
+    ) -> UKRFit:
+        """Fit the latents to ``Y`` (N, D).
+
+        ``method="map"``: AutoDelta over the latents (and s), ``num_steps`` of Adam at ``learning_rate``
+        (or any optax/numpyro ``optim``) through ``probzoo.infer.run_svi``, which also takes
+        ``chunk_size``, ``callback``, ``checkpoint``, ``checkpoint_every`` and ``resume``.
+        ``history_every`` keeps the latents every so many steps in ``fit.arrays["history"]``.
+        ``method="nuts"``: ``num_chains`` NUTS chains over the latents, each started from the MAP latents
+        (``map_steps`` Adam steps) turned by a random rotation/reflection, which leaves the posterior
+        density unchanged. Raw latents are identified only up to rotation/reflection, so convergence is
+        diagnosed on invariant quantities (``fit.diagnostics()``).
+        """
+        check_choice(method, "method", METHODS)
+        seed = check_seed(seed)
+        Y = self._check_data(Y)
+        X0 = self.initial_latents(Y, seed)
+        if method == "map":
+            return self._fit_map(Y, X0, seed, progress, num_steps, learning_rate, optim, chunk_size,
+                                 history_every, callback, checkpoint, checkpoint_every, resume)
+        map_steps = check_int(map_steps, "map_steps", minimum=0)
+        check_int(max_tree_depth, "max_tree_depth", minimum=1, maximum=15)
+        return self._fit_nuts(Y, X0, seed, progress, num_warmup, num_samples, num_chains, map_steps,
+                              learning_rate, chain_method, max_tree_depth, bool(dense_mass))
+
+    def _init_values(self, Y: np.ndarray, X0: np.ndarray) -> dict[str, jnp.ndarray]:
+        values = {"x": jnp.asarray(X0, jnp.float32)}
+        if self.noise is None:
+            Yj = jnp.asarray(Y)
+            resid = jnp.mean(jnp.square(Yj - jax.jit(self.map_fn(len(Y)))(values["x"], Yj)))
+            values["s"] = jnp.sqrt(jnp.maximum(resid, 1e-6 * jnp.var(Yj)))
+        return values
+
+    def _run_map(self, Y, X0, seed, progress, num_steps, learning_rate, optim, chunk_size=None,
+                 history_every=None, callback=None, checkpoint=None, checkpoint_every=None, resume=None):
+        """MAP by SVI with an AutoDelta guide; returns (SVIRun, guide, latents every history_every steps)."""
+        num_steps = check_int(num_steps, "num_steps", minimum=1)
+        learning_rate = check_positive(learning_rate, "learning_rate")
+        if optim is None:
+            optim = optax_to_numpyro(optax.adam(learning_rate))
+        elif isinstance(optim, optax.GradientTransformation):
+            optim = optax_to_numpyro(optim)
+        elif not isinstance(optim, _NumPyroOptim):
+            raise TypeError(f"optim: expected an optax GradientTransformation or a numpyro optimiser, "
+                            f"got {type(optim).__name__}")
+        guide = AutoDelta(self.model, init_loc_fn=init_to_value(values=self._init_values(Y, X0)))
+        history: list[np.ndarray] = []
+        if history_every is not None:
+            history_every = check_int(history_every, "history_every", minimum=1)
+            chunk_size = history_every
+            history.append(np.asarray(X0))
+
+        def on_chunk(step: int, losses: np.ndarray, state: Any) -> Any:
+            if history_every is not None:
+                history.append(np.asarray(optim.get_params(state.optim_state)["x_auto_loc"]))
+            if callback is not None:
+                return callback(step, losses, state)
+            return None
+
+        run = run_svi(self.model, guide, Y, optim=optim, num_steps=num_steps, seed=seed, progress=progress,
+                      chunk_size=chunk_size, callback=on_chunk, checkpoint=checkpoint,
+                      checkpoint_every=checkpoint_every, resume=resume, desc="UKR map")
+        return run, guide, history
+
+    def _fit_map(self, Y, X0, seed, progress, num_steps, learning_rate, optim, chunk_size, history_every,
+                 callback, checkpoint, checkpoint_every, resume) -> UKRFit:
+        run, guide, history = self._run_map(Y, X0, seed, progress, num_steps, learning_rate, optim, chunk_size,
+                                            history_every, callback, checkpoint, checkpoint_every, resume)
+        params = {k: np.asarray(v) for k, v in run.params.items()}
+        idata, _ = svi_inference_data(self.model, guide, params, (Y,), observed={"y": Y},
+                                      predictive_args=(Y, True), num_samples=1, seed=seed,
+                                      dims={"x": ["point", "latent_dim"], "y": ["point", "dim"]})
+        arrays = {"Y": Y, "init": X0}
+        if history:
+            arrays["history"] = np.stack(history)
+        info = {"mcmc": False, "num_steps": run.num_steps, "n": len(Y),
+                "block_size": self.block_size or auto_block_size(len(Y)),
+                "final_loss": float(run.losses[-1])}
+        fit = UKRFit(model=self, method="map", params=params, idata=idata, losses=run.losses, arrays=arrays,
+                     wall_time=run.wall_time, compile_time=run.compile_time, seed=seed, info=info)
+        fit.info["reconstruction_error"] = fit.reconstruction_error()
+        return fit
+
+    def _fit_nuts(self, Y, X0, seed, progress, num_warmup, num_samples, num_chains, map_steps, learning_rate,
+                  chain_method, max_tree_depth, dense_mass) -> UKRFit:
+        num_chains = check_int(num_chains, "num_chains", minimum=1)
+        start = {"x": np.asarray(X0)}
+        if map_steps > 0:
+            pre, _, _ = self._run_map(Y, X0, seed, False, map_steps, learning_rate, None)
+            start = {k.removesuffix("_auto_loc"): np.asarray(v) for k, v in pre.params.items()}
+        rng = np.random.default_rng(seed)
+        turns = [np.linalg.qr(rng.standard_normal((self.latent_dim, self.latent_dim)))[0] for _ in range(num_chains)]
+        init = {"x": jnp.asarray(np.stack([start["x"] @ Q.astype(np.float32) for Q in turns]))}
+        nuts = NUTS(self.model, max_tree_depth=max_tree_depth, dense_mass=dense_mass)
+        if self.noise is None:
+            kernel = HMCGibbs(nuts, gibbs_fn=self.noise_conditional(Y), gibbs_sites=["s"])
+            s0 = start["s"] if "s" in start else self._init_values(Y, start["x"])["s"]
+            init["s"] = jnp.full((num_chains,), s0, jnp.float32)  # Gibbs sites take constrained values
+            fields = ("hmc_state.diverging", "hmc_state.num_steps")
+            if chain_method is None:  # a Gibbs kernel runs one chain per call: no "vectorized"
+                chain_method = "parallel" if jax.local_device_count() >= num_chains else "sequential"
+        else:
+            kernel, fields = nuts, ("diverging", "num_steps")
+        if num_chains == 1:
+            init = {k: v[0] for k, v in init.items()}
+        run = run_mcmc(kernel, Y, num_warmup=num_warmup, num_samples=num_samples, num_chains=num_chains,
+                       seed=seed, progress=progress, chain_method=chain_method, init_params=init,
+                       extra_fields=fields)
+        draws = {k: np.asarray(v) for k, v in run.mcmc.get_samples(group_by_chain=True).items()}
+        extra = run.mcmc.get_extra_fields(group_by_chain=True)
+        per_draw = _per_draw(self, Y, draws, jax.random.PRNGKey(seed + 1))
+        posterior = {**draws, "recon_error": per_draw["recon_error"], "latent_rms": per_draw["latent_rms"],
+                     "pair_dist": _pair_distances(draws["x"], seed)}
+        idata = arviz_io.from_samples(
+            posterior, log_likelihood={"y": per_draw["log_lik"]}, posterior_predictive={"y": per_draw["y_rep"]},
+            observed_data={"y": Y}, chains=True,
+            dims={"x": ["point", "latent_dim"], "y": ["point", "dim"], "pair_dist": ["pair"]},
+            attrs={"inference": "mcmc", "sampler": type(kernel).__name__,
+                   "note": "raw latents are identified only up to rotation/reflection; diagnose invariants"})
+        c, d = np.unravel_index(int(np.argmax(per_draw["log_joint"])), per_draw["log_joint"].shape)
+        params = {k: v[c, d] for k, v in draws.items()}
+        info = {"mcmc": True, "n": len(Y), "sampler": type(kernel).__name__, "num_chains": num_chains,
+                "num_warmup": num_warmup, "num_samples": num_samples, "chain_method": run.chain_method,
+                "max_tree_depth": max_tree_depth, "map_steps": map_steps,
+                "divergences": int(np.sum(np.asarray(extra[fields[0]]))),
+                "mean_leapfrog_steps": float(np.mean(np.asarray(extra[fields[1]]))),
+                "point": "the posterior draw with the highest density (raw latents are identified only up "
+                         "to rotation/reflection, so their posterior mean is not a chart)"}
+        fit = UKRFit(model=self, method="nuts", params=params, idata=idata,
+                     samples={k: v.reshape((-1,) + v.shape[2:]) for k, v in draws.items()},
+                     arrays={"Y": Y, "init": np.asarray(X0)}, wall_time=run.wall_time,
+                     compile_time=float("nan"), seed=seed, info=info)
+        fit.info["diagnostics"] = fit.diagnostics()
+        fit.info["reconstruction_error"] = fit.reconstruction_error()
+        return fit
+
+
+def _pair_distances(x: np.ndarray, seed: int, count: int = 10) -> np.ndarray:
+    """||x_i - x_j|| for ``count`` fixed random pairs (i, j), per draw: (chains, draws, count)."""
+    n = x.shape[2]
+    perm = np.random.default_rng(seed).permutation(n)
+    pairs = perm[: 2 * min(count, n // 2)].reshape(-1, 2)
+    return np.linalg.norm(x[:, :, pairs[:, 0]] - x[:, :, pairs[:, 1]], axis=-1)
+
+
+def _per_draw(model: UKR, Y: np.ndarray, draws: dict[str, np.ndarray], key: jax.Array) -> dict[str, np.ndarray]:
+    """Per posterior draw (chains, draws): the reconstruction error E/N, the rms latent norm, the log joint
+    density, the pointwise log-likelihood and a posterior-predictive draw of y. One draw at a time
+    (O(N^2) memory, not O(draws N^2))."""
+    x = jnp.asarray(draws["x"])
+    chains, n_draws, n, m = x.shape
+    s = jnp.asarray(draws["s"]) if "s" in draws else jnp.full((chains, n_draws), model.noise, jnp.float32)
+    Yj = jnp.asarray(Y)
+    fmap = model.map_fn(n)
+    a, b = model.noise_prior(Yj)
+    s_prior = dist.TransformedDistribution(dist.InverseGamma(a, b), PowerTransform(0.5))
+
+    def one(args):
+        X, s_, k = args
+        f = fmap(X, Yj)
+        log_lik = jnp.sum(dist.Normal(f, s_).log_prob(Yj), -1)
+        log_joint = jnp.sum(log_lik) + jnp.sum(model._latent_prior().log_prob(X))
+        if "s" in draws:
+            log_joint = log_joint + s_prior.log_prob(s_)
+        return {"recon_error": jnp.mean(jnp.sum(jnp.square(Yj - f), -1)),
+                "latent_rms": jnp.sqrt(jnp.mean(jnp.sum(X**2, -1))), "log_joint": log_joint,
+                "log_lik": log_lik, "y_rep": f + s_ * jax.random.normal(k, f.shape)}
+
+    flat = (x.reshape(chains * n_draws, n, m), s.reshape(-1), jax.random.split(key, chains * n_draws))
+    out = jax.jit(lambda args: jax.lax.map(one, args, batch_size=8))(flat)
+    return {k: np.asarray(v).reshape((chains, n_draws) + v.shape[1:]) for k, v in out.items()}
+
+
+class UKRFit(Fit):
+    """A fitted UKR: latents, the map f, reconstructions, new-point latents and held-out scores."""
+
+    # --- the point estimate ---------------------------------------------------------------------
+    @property
+    def latents(self) -> np.ndarray:
+        """The latents X (N, M): the MAP point, or for NUTS the posterior draw of highest density."""
+        return np.asarray(self.params["x_auto_loc" if "x_auto_loc" in self.params else "x"])
+
+    @property
+    def noise(self) -> float:
+        """The observation scale s (fixed, or learned: MAP / highest-density draw)."""
+        if self.model.noise is not None:
+            return float(self.model.noise)
+        return float(self.params["s_auto_loc" if "s_auto_loc" in self.params else "s"])
+
+    @property
+    def data(self) -> np.ndarray:
+        return np.asarray(self.arrays["Y"])
+
+    def _f(self) -> Callable[[jnp.ndarray], jnp.ndarray]:
+        X, Y, h = jnp.asarray(self.latents), jnp.asarray(self.data), self.model.bandwidth
+        return lambda Z: nadaraya_watson(Z, X, Y, h, block_size=auto_block_size(len(self.data)))
+
+    # --- maps -----------------------------------------------------------------------------------
+    def reconstruct(self, loo: bool | None = None) -> np.ndarray:
+        """f(x_i; X) for the training points (N, D); leave-one-out when ``loo`` (default: the model's)."""
+        loo = self.model.loo if loo is None else bool(loo)
+        X, Y = jnp.asarray(self.latents), jnp.asarray(self.data)
+        n = len(Y)
+        f = nadaraya_watson(X, X, Y, self.model.bandwidth, self_index=jnp.arange(n) if loo else None,
+                            block_size=auto_block_size(n))
+        return np.asarray(f)
+
+    def reconstruction_error(self, loo: bool | None = None) -> float:
+        """R(X) = mean_i ||y_i - f(x_i; X)||^2 on the training data (leave-one-out when the model is)."""
+        return float(np.mean(np.sum((self.data - self.reconstruct(loo)) ** 2, axis=-1)))
+
+    def inverse_transform(self, Z: Any) -> np.ndarray:
+        """f(Z; X) (n, D): the data-space points of latents ``Z`` (n, M)."""
+        Z = as_array(Z, "Z", ndim=2, width=self.model.latent_dim)
+        return np.asarray(self._f()(jnp.asarray(Z)))
+
+    def transform(self, Y_new: Any, prior: bool = True, num_iters: int = 50) -> np.ndarray:
+        """Latents (n, M) of new points: argmin_x ||y - f(x)||^2 (+ s^2 reg ||x||^2 with ``prior``), started
+        from the training latent whose image f(x_j) is nearest to y; Levenberg-Marquardt, vmapped and jit.
+
+        With ``prior`` (the default) this is the mode of p(x | y) under the model. The prior term moves
+        interior points by well under 1% of their distance to the origin, but it stops points just beyond
+        the edge of the data from drifting off to infinity, where f is flat (the kernel weights collapse
+        onto the nearest training latent). ``prior=False`` is the plain least-squares projection.
+        """
+        Y_new = as_array(Y_new, "Y_new", ndim=2, width=self.data.shape[1])
+        num_iters = check_int(num_iters, "num_iters", minimum=0)
+        X, Y = jnp.asarray(self.latents), jnp.asarray(self.data)
+        return np.asarray(_transform(jnp.asarray(Y_new), X, Y, self._f()(X), self.model.bandwidth,
+                                     self._penalty(self.noise) if prior else 0.0, num_iters))
+
+    def _penalty(self, s: float) -> float:
+        return float(s) ** 2 * self.model.reg
+
+    # --- scores -----------------------------------------------------------------------------------
+    def evaluate(self, Y_heldout: Any, Z_true: Any = None, num_draws: int = 1024) -> dict[str, float]:
+        """Held-out scores: ``reconstruction_error`` mean ||y - f(transform(y))||^2, ``lpd`` (mean log p(y)
+        under the model, the latent integrated by importance sampling around its Laplace approximation at
+        transform(y); for NUTS averaged over up to 20 posterior draws) and, when the true latents
+        ``Z_true`` are given, ``trustworthiness`` (k = 10) of transform(Y_heldout) w.r.t. them."""
+        Y_heldout = as_array(Y_heldout, "Y_heldout", ndim=2, width=self.data.shape[1])
+        num_draws = check_int(num_draws, "num_draws", minimum=1)
+        Z = self.transform(Y_heldout)
+        out = {"reconstruction_error": float(np.mean(np.sum((Y_heldout - self.inverse_transform(Z)) ** 2, -1)))}
+        out["lpd"] = self._lpd(Y_heldout, num_draws)
+        if Z_true is not None:
+            Z_true = as_array(Z_true, "Z_true", ndim=2)
+            if len(Z_true) != len(Y_heldout):
+                raise ValueError(f"Z_true: has {len(Z_true)} rows but Y_heldout has {len(Y_heldout)}")
+            out["trustworthiness"] = trustworthiness(Z_true, Z)
+        return out
+
+    def _lpd(self, Y_new: np.ndarray, num_draws: int) -> float:
+        Yn, Y, h, reg = jnp.asarray(Y_new), jnp.asarray(self.data), self.model.bandwidth, self.model.reg
+        key = jax.random.PRNGKey(self.seed)
+        if self.is_mcmc:
+            xs = self.samples["x"]
+            ss = self.samples.get("s", np.full(len(xs), self.noise))
+            pick = np.linspace(0, len(xs) - 1, min(20, len(xs))).astype(int)
+            points = [(jnp.asarray(xs[i]), float(ss[i])) for i in pick]
+        else:
+            points = [(jnp.asarray(self.latents), self.noise)]
+        per_draw = []
+        for X, s in points:
+            images = nadaraya_watson(X, X, Y, h, block_size=auto_block_size(len(Y)))
+            x_hat = _transform(Yn, X, Y, images, h, self._penalty(s), 50)
+            per_draw.append(np.asarray(_log_marginal(Yn, x_hat, X, Y, h, reg, s, key, num_draws)))
+        lp = np.stack(per_draw)  # (draws, n)
+        return float(np.mean(_log_mean_exp(lp)))
+
+    def diagnostics(self) -> dict[str, dict[str, float]]:
+        """r_hat and bulk ESS (ArviZ) of the invariant quantities, and of the raw latents for contrast.
+
+        Raw latents are identified only up to rotation/reflection: their r_hat across chains that
+        settled in different orientations is large by construction and says nothing about convergence.
+        """
+        if not self.is_mcmc:
+            raise ValueError("diagnostics: r_hat/ESS need MCMC chains; this is a map fit")
+        names = ["recon_error", "pair_dist", "latent_rms"] + (["s"] if self.model.noise is None else [])
+        rhat = arviz_io.rhat(self.idata, var_names=names + ["x"])
+        ess = arviz_io.ess(self.idata, var_names=names)
+        out = {v: {"r_hat_max": float(np.max(rhat[v].values)), "ess_bulk_min": float(np.min(ess[v].values))}
+               for v in names}
+        out["x (raw latents; identified only up to rotation/reflection)"] = {
+            "r_hat_max": float(np.max(rhat["x"].values))}
+        return out
+
+
+def _log_mean_exp(a: np.ndarray) -> np.ndarray:
+    m = np.max(a, axis=0)
+    return m + np.log(np.mean(np.exp(a - m), axis=0))
+
+
+def _f_point(x: jnp.ndarray, X: jnp.ndarray, Y: jnp.ndarray, h: float) -> jnp.ndarray:
+    return nadaraya_watson(x[None], X, Y, h)[0]
+
+
+@partial(jax.jit, static_argnames=("h", "num_iters"))
+def _transform(Yn, X, Y, images, h, penalty, num_iters):
+    """argmin_x ||y - f(x)||^2 + penalty ||x||^2 per row of ``Yn``: Levenberg-Marquardt from the training
+    latent whose image (``images``, f at the training latents) is nearest to y."""
+    eye = jnp.eye(X.shape[1], dtype=X.dtype)
+
+    def one(y):
+        x0 = X[jnp.argmin(jnp.sum((images - y) ** 2, axis=-1))]
+
+        def cost(x):
+            r = y - _f_point(x, X, Y, h)
+            return r @ r + penalty * (x @ x)
+
+        def step(_, carry):
+            x, lam, c = carry
+            r = y - _f_point(x, X, Y, h)
+            J = jax.jacfwd(_f_point)(x, X, Y, h)
+            A = J.T @ J + penalty * eye
+            g = J.T @ r - penalty * x
+            trial = x + jnp.linalg.solve(A + lam * jnp.diag(jnp.diag(A) + 1e-9), g)
+            ct = cost(trial)
+            better = ct < c
+            return (jnp.where(better, trial, x), jnp.where(better, lam * 0.3, lam * 10.0), jnp.minimum(ct, c))
+
+        x, _, _ = jax.lax.fori_loop(0, num_iters, step, (x0, jnp.asarray(1e-2, X.dtype), cost(x0)))
+        return x
+
+    return jax.lax.map(one, Yn, batch_size=64)
+
+
+@partial(jax.jit, static_argnames=("h", "reg", "num_draws"))
+def _log_marginal(Yn, x_hat, X, Y, h, reg, s, key, num_draws):
+    """log p(y) = log E_{x ~ N(0, I/reg)} N(y; f(x), s^2 I) for each row of ``Yn``, by importance sampling.
+
+    Defensive mixture proposal q = 1/2 N(x_hat, 2C) + 1/2 N(0, I/reg), C the inverse of the Laplace
+    precision J^T J / s^2 + reg I at x_hat (half the draws from each part): the Laplace part covers the
+    peak, the prior part the plateaus where f flattens beyond the data, and the weights stay below
+    2 p(y | x) so the estimate has finite variance.
+    """
+    m = X.shape[1]
+    k_near = num_draws // 2
+    prior = dist.Normal(0.0, 1.0 / math.sqrt(reg)).expand([m]).to_event(1)
+
+    def one(args):
+        y, xh, i = args
+        z = jax.random.normal(jax.random.fold_in(key, i), (num_draws, m))  # independent draws per point
+        J = jax.jacfwd(_f_point)(xh, X, Y, h)
+        P = J.T @ J / s**2 + reg * jnp.eye(m)
+        L = jnp.linalg.cholesky(2.0 * jnp.linalg.inv(P))
+        near = dist.MultivariateNormal(xh, scale_tril=L)
+        xs = jnp.concatenate([xh + z[:k_near] @ L.T, z[k_near:] / math.sqrt(reg)])
+        f = nadaraya_watson(xs, X, Y, h)
+        log_lik = jnp.sum(dist.Normal(f, s).log_prob(y), -1)
+        log_q = jnp.logaddexp(near.log_prob(xs), prior.log_prob(xs)) - jnp.log(2.0)
+        return jax.nn.logsumexp(log_lik + prior.log_prob(xs) - log_q) - jnp.log(num_draws)
+
+    return jax.lax.map(one, (Yn, x_hat, jnp.arange(Yn.shape[0])), batch_size=16)
+
+
+UKR.fit_class = UKRFit
+
+
+# --- zoo entry ----------------------------------------------------------------------------------------
+
+def _saddle(grid: bool) -> Callable[[int], tuple[tuple[Any, ...], dict[str, Any]]]:
+    def load(seed: int) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        from probzoo.data import saddle
+
+        Y, Z = saddle(n=400, grid=grid, seed=seed)
+        return (Y,), {"Z_true": Z}
+
+    return load
+
+
+def _report(fit: UKRFit, data: tuple[Any, ...], extras: dict[str, Any], out_dir: Path):
+    from probzoo.plots import ukr as ukr_plots
+
+    out_dir = Path(out_dir)
+    metrics = {"reconstruction_error": fit.reconstruction_error()}
+    Z = extras.get("Z_true")
+    if Z is not None:
+        metrics["trustworthiness"] = trustworthiness(Z, fit.latents)
+    if fit.is_mcmc:
+        metrics["r_hat_recon_error"] = fit.info["diagnostics"]["recon_error"]["r_hat_max"]
+        metrics["r_hat_pair_dist"] = fit.info["diagnostics"]["pair_dist"]["r_hat_max"]
+    color = data[0][:, 0]
+    paths = [ukr_plots.wireframe(fit, out_dir / f"ukr_{fit.method}_wireframe.png", color=color),
+             ukr_plots.latent_scatter(fit.latents, out_dir / f"ukr_{fit.method}_latents.png", color=color)]
+    return metrics, paths
+
+
+register_entry(ZooEntry(
+    name="ukr",
+    model_class=UKR,
+    description="unsupervised kernel regression: MAP / NUTS over the latents of a Nadaraya-Watson map",
+    methods=METHODS,
+    datasets={"saddle": _saddle(True), "saddle_uniform": _saddle(False)},
+    default_data="saddle",
+    report=_report,
+    tour_runs=[("map", {"num_steps": 1000}),
+               ("nuts", {"num_warmup": 50, "num_samples": 50, "max_tree_depth": 5, "map_steps": 500})],
+))
