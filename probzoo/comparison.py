@@ -114,7 +114,7 @@ def compare(
         raise TypeError("data: expected the tuple of arrays the model's fit takes, e.g. (x, y)")
     specs = [(s, *parse_method(s)) for s in methods]
     valid = getattr(model, "methods", None)
-    for label, method, _ in specs:
+    for _, method, _ in specs:
         if valid is not None and method not in valid:
             raise ValueError(f"methods: unknown method {method!r} for {type(model).__name__}; "
                              f"valid methods: {', '.join(valid)}")
