@@ -6,7 +6,9 @@ for two fits:
 
 * ``articles``: the articles' objective and update (loo=False, weight decay reg=0.1, noise fixed at 1,
   plain gradient descent with step 1.0 for 50 steps from the true 20 x 20 grid, as in article 000);
-* ``loo``: probzoo's default, the leave-one-out map with MAP over the latents (Adam), from PCA.
+* ``loo``: probzoo's default, the leave-one-out map with MAP over the latents (Adam), here started from
+  small random latents (``--init random``, as in article 001) so that the animation shows the manifold
+  unfolding; ``--init pca`` starts from the scaled principal components, already close to the answer.
 
 With ``--nuts`` it also samples the posterior over the latents of a 10 x 10 grid (N = 100) with NUTS
 (2 chains) and reports r_hat / ESS of quantities that do not change under rotation/reflection of the
@@ -34,6 +36,7 @@ def main() -> None:
     parser.add_argument("--out", default="examples-out/ukr_saddle", help="folder for the PNG and GIF files")
     parser.add_argument("--steps", type=int, default=1000, help="Adam steps of the leave-one-out MAP fit")
     parser.add_argument("--frames", type=int, default=40, help="animation frames of the leave-one-out fit")
+    parser.add_argument("--init", default="random", choices=("random", "pca"), help="start of the loo fit")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--nuts", action="store_true", help="also run NUTS on a 10 x 10 grid")
     args = parser.parse_args()
@@ -47,10 +50,10 @@ def main() -> None:
     # the articles' setting: their objective, weight decay and update, from the true latent grid
     articles = pz.UKR(latent_dim=2, bandwidth=1.0, reg=0.1, loo=False, noise=1.0, init=Z).fit(
         Y, method="map", optim=optax.sgd(1.0), num_steps=50, history_every=1, seed=args.seed)
-    # probzoo's default: leave-one-out map, MAP by Adam from PCA
+    # probzoo's default model: leave-one-out map, MAP by Adam
     every = max(1, args.steps // args.frames)
-    loo = pz.UKR(latent_dim=2, bandwidth=1.0).fit(Y, method="map", num_steps=args.steps, history_every=every,
-                                                  seed=args.seed)
+    loo = pz.UKR(latent_dim=2, bandwidth=1.0, init=args.init).fit(Y, method="map", num_steps=args.steps,
+                                                                  history_every=every, seed=args.seed)
 
     for name, fit, step in (("articles", articles, 1), ("loo", loo, every)):
         history = fit.arrays["history"]

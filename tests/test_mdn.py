@@ -142,8 +142,10 @@ def test_responsibilities_agree_with_infer_discrete(map2):
     # points on the upper line y = x (within 3 sd = 0.03) belong to component 1
     upper = np.abs(y - x[:, 0]) < 0.03
     assert upper.sum() > 150 and np.mean(resp[upper, 1] > 0.5) > 0.95
-    sampled = np.stack([map2.assign(x, y, temperature=1, seed=s) for s in range(40)])
-    np.testing.assert_allclose(sampled.mean(0), resp[:, 1], atol=0.25)
+    sampled = map2.assign(x, y, temperature=1, seed=0)     # one draw per point from its responsibilities
+    sure = resp.max(1) > 0.999
+    np.testing.assert_array_equal(sampled[sure], resp[sure].argmax(1))
+    assert abs(sampled.mean() - resp[:, 1].mean()) < 0.075  # 3 standard errors for 400 points
 
 
 # --- the predictive distribution -------------------------------------------------------------------------------
@@ -220,7 +222,8 @@ def test_save_and_load_give_the_same_predictions(map2, tmp_path):
 def test_nuts_on_a_small_network():
     x, y = pz.data.heteroscedastic(n=200, seed=0)
     model = MDN(n_components=1, hidden=(4,))
-    fit = model.fit(x, y, method="nuts", num_warmup=150, num_samples=100, num_chains=2)
+    fit = model.fit(x, y, method="nuts", num_warmup=100, num_samples=100, num_chains=2, max_tree_depth=6,
+                    chain_method="sequential")
     assert fit.is_mcmc and fit.samples["net"]["Dense_0.kernel"].shape == (200, 1, 4)
     assert fit.idata.posterior.sizes["chain"] == 2
     assert np.isfinite(arviz_io.loo(fit.idata).elpd_loo)
@@ -269,8 +272,8 @@ def test_bad_data_and_methods(map2):
         map2.quantiles(x, 1.5)
     with pytest.raises(ValueError, match="^num_steps"):
         model.fit(x, y, num_steps=0)
-    with pytest.warns(UserWarning, match="^min_scale"):
-        MDN(1, hidden=(2,), min_scale=0.1).fit(x, 0.01 * y, num_steps=1)
+    with pytest.warns(UserWarning, match="^min_scale"), pytest.raises(ValueError, match="^num_steps"):
+        MDN(2, min_scale=0.1).fit(x, 0.01 * y, num_steps=0)   # warns about the floor before it checks the budget
 
 
 # --- zoo registration ----------------------------------------------------------------------------------------------

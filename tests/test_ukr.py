@@ -160,7 +160,7 @@ def test_blockwise_and_dense_agree_on_loss_and_gradient(loo):
     assert float(g_block["s"]) == pytest.approx(float(g_dense["s"]), rel=1e-4)
 
 
-def test_nuts_runs_two_chains_and_reports_rhat_on_invariants():
+def test_nuts_runs_two_chains_and_reports_rhat_on_invariants(tmp_path):
     Y, Z = pz.data.saddle(100, grid=True)
     fit = pz.UKR().fit(Y, method="nuts", num_warmup=100, num_samples=100, num_chains=2, max_tree_depth=6,
                        map_steps=500, seed=0)
@@ -182,6 +182,10 @@ def test_nuts_runs_two_chains_and_reports_rhat_on_invariants():
     assert float(post["recon_error"].values[0, 0]) == pytest.approx(np.mean(np.sum((Y - f0) ** 2, -1)), rel=1e-4)
     assert fit.is_mcmc and fit.reconstruction_error() < 0.05
     assert trustworthiness(Z, fit.latents) > 0.9
+    # the point estimate is the draw of highest posterior density, and the fit survives save/load
+    loaded = pz.load(fit.save(tmp_path / "nuts"))
+    np.testing.assert_array_equal(loaded.latents, fit.latents)
+    assert loaded.diagnostics() == fit.info["diagnostics"]
 
 
 def test_bad_input_gets_clear_errors(saddle):

@@ -223,10 +223,13 @@ class UKR(ZooModel):
         (or any optax/numpyro ``optim``) through ``probzoo.infer.run_svi``, which also takes
         ``chunk_size``, ``callback``, ``checkpoint``, ``checkpoint_every`` and ``resume``.
         ``history_every`` keeps the latents every so many steps in ``fit.arrays["history"]``.
-        ``method="nuts"``: ``num_chains`` NUTS chains over the latents, each started from the MAP latents
-        (``map_steps`` Adam steps) turned by a random rotation/reflection, which leaves the posterior
-        density unchanged. Raw latents are identified only up to rotation/reflection, so convergence is
-        diagnosed on invariant quantities (``fit.diagnostics()``).
+        ``method="nuts"``: ``num_chains`` chains of NUTS over the latents (``max_tree_depth``,
+        ``dense_mass``), a learned s drawn within Gibbs from its conjugate conditional
+        (``noise_conditional``), each chain started from the MAP latents (``map_steps`` Adam steps)
+        turned by a random rotation/reflection, which leaves the posterior density unchanged. Raw latents
+        are identified only up to rotation/reflection, so convergence is diagnosed on invariant
+        quantities (``fit.diagnostics()``). ``chain_method=None``: parallel with a device per chain, else
+        sequential (a Gibbs kernel cannot vectorise chains) or, with a fixed noise, vectorised.
         """
         check_choice(method, "method", METHODS)
         seed = check_seed(seed)
@@ -613,4 +616,6 @@ register_entry(ZooEntry(
     report=_report,
     tour_runs=[("map", {"num_steps": 1000}),
                ("nuts", {"num_warmup": 50, "num_samples": 50, "max_tree_depth": 5, "map_steps": 500})],
+    compare_budget={"map": {"num_steps": 1000},
+                    "nuts": {"num_warmup": 150, "num_samples": 150, "max_tree_depth": 6, "map_steps": 1000}},
 ))

@@ -83,6 +83,8 @@ def components(fit: Any, path: str | os.PathLike, dataset: str | None = None, x_
                 ax.fill_between(g[:, 0], lo, hi, color=color, alpha=0.25, lw=0)
             if truth is not None and k < truth[key].shape[1] and truth[key].shape[1] == K:
                 ax.plot(g[:, 0], truth[key][:, k], "--", color="k", lw=1, label="truth" if k == 0 else None)
+        if key == "weights":
+            ax.set_ylim(0, 1)
         ax.set_xlabel("x")
         ax.set_title(f"component {label}s")
         ax.legend(fontsize=8)
