@@ -74,8 +74,9 @@ def _finite_float(x: Any) -> float:
 
 def _mcmc_diagnostics(fit: Any) -> dict[str, float]:
     post = fit.idata.posterior
-    rhat = arviz_io.rhat(post)
-    ess = arviz_io.ess(post, method="bulk")
+    names = fit.diagnostic_sites  # raw latents identified only up to a symmetry would report non-convergence
+    rhat = arviz_io.rhat(post, var_names=names)
+    ess = arviz_io.ess(post, var_names=names, method="bulk")
     worst_rhat = max(float(np.nanmax(rhat[v].values)) for v in rhat.data_vars)
     min_ess = min(float(np.nanmin(ess[v].values)) for v in ess.data_vars)
     return {"r_hat_max": worst_rhat, "ess_bulk_min": min_ess,

@@ -231,6 +231,15 @@ def test_nuts_on_a_small_network():
     g = np.linspace(0.2, 0.8, 4, dtype=np.float32)
     np.testing.assert_allclose(fit.mean(g), g, atol=0.2)
     assert np.all(np.isfinite(fit.summary()["r_hat"]))
+    # convergence is read on quantities no relabelling of hidden units changes: they agree across chains
+    assert fit.diagnostic_sites == ["log_lik", "mean_curve"]
+    post = fit.idata.posterior
+    assert post["log_lik"].shape == (2, 100) and post["mean_curve"].shape == (2, 100, 16)
+    ll = fit.idata.log_likelihood["y"].values
+    np.testing.assert_allclose(post["log_lik"].values, ll.sum(-1), rtol=1e-5)
+    assert float(arviz_io.rhat(fit.idata, var_names=["log_lik"])["log_lik"]) < 1.1
+    np.testing.assert_allclose(post["mean_curve"].values.mean((0, 1)), fit.mean(fit.arrays["x_reference"][
+        np.linspace(0, 199, 16).astype(int)]), rtol=1e-4, atol=1e-5)
     with pytest.raises(ValueError, match="hidden"):
         MDN(2).fit(x, y, method="nuts")
 

@@ -13,6 +13,7 @@ import pytest
 from numpyro.infer.util import log_density
 
 import probzoo as pz
+from probzoo.comparison import _mcmc_diagnostics
 from probzoo.models.ukr import UKRFit, trustworthiness
 from probzoo.models.ukr_kernel import nadaraya_watson
 
@@ -170,11 +171,17 @@ def test_nuts_runs_two_chains_and_reports_rhat_on_invariants(tmp_path):
         assert post[name].shape == (2, 100)
     assert post["pair_dist"].shape == (2, 100, 10)
     diag = fit.info["diagnostics"]
-    for name in ("recon_error", "pair_dist", "latent_rms", "s"):
+    names = ("recon_error", "pair_dist", "latent_rms", "s")
+    assert tuple(fit.diagnostic_sites) == names
+    for name in names:
         assert np.isfinite(diag[name]["r_hat_max"]) and diag[name]["ess_bulk_min"] > 5
     # invariant quantities agree across chains; the raw latents do not (chains differ by a rotation)
     assert diag["recon_error"]["r_hat_max"] < 1.3 and diag["pair_dist"]["r_hat_max"] < 1.3
     assert diag["x (raw latents; identified only up to rotation/reflection)"]["r_hat_max"] > 1.5
+    # pz.compare's r_hat column reads the invariants too, not the raw latents
+    table_diag = _mcmc_diagnostics(fit)
+    assert table_diag["r_hat_max"] == pytest.approx(max(d["r_hat_max"] for k, d in diag.items() if k in names))
+    assert table_diag["ess_bulk_min"] == pytest.approx(min(d["ess_bulk_min"] for k, d in diag.items() if k in names))
     # recorded invariants are what they say: recompute the first draw's reconstruction error
     x0 = post["x"].values[0, 0]
     f0 = np.asarray(nadaraya_watson(jnp.asarray(x0), jnp.asarray(x0), jnp.asarray(Y), 1.0,

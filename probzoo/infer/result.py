@@ -81,6 +81,12 @@ class Fit:
     def is_mcmc(self) -> bool:
         return bool(self.info.get("mcmc", False))
 
+    @property
+    def diagnostic_sites(self) -> list[str] | None:
+        """Posterior variables whose r_hat/ESS speak for convergence (None: all). A model whose raw
+        parameters are identified only up to a symmetry names invariant quantities instead."""
+        return None
+
     def summary(self, var_names: list[str] | None = None):
         """``az.summary`` of the posterior. r_hat/ESS are shown only for MCMC fits: a variational fit has
         one set of guide draws, not independent chains, so those columns would not mean convergence."""

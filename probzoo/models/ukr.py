@@ -488,6 +488,11 @@ class UKRFit(Fit):
         lp = np.stack(per_draw)  # (draws, n)
         return float(np.mean(_log_mean_exp(lp)))
 
+    @property
+    def diagnostic_sites(self) -> list[str]:
+        """The rotation/reflection-invariant quantities that r_hat/ESS are read on."""
+        return ["recon_error", "pair_dist", "latent_rms"] + (["s"] if self.model.noise is None else [])
+
     def diagnostics(self) -> dict[str, dict[str, float]]:
         """r_hat and bulk ESS (ArviZ) of the invariant quantities, and of the raw latents for contrast.
 
@@ -496,7 +501,7 @@ class UKRFit(Fit):
         """
         if not self.is_mcmc:
             raise ValueError("diagnostics: r_hat/ESS need MCMC chains; this is a map fit")
-        names = ["recon_error", "pair_dist", "latent_rms"] + (["s"] if self.model.noise is None else [])
+        names = self.diagnostic_sites
         rhat = arviz_io.rhat(self.idata, var_names=names + ["x"])
         ess = arviz_io.ess(self.idata, var_names=names)
         out = {v: {"r_hat_max": float(np.max(rhat[v].values)), "ess_bulk_min": float(np.min(ess[v].values))}
