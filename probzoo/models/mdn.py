@@ -190,8 +190,10 @@ class MDN(ZooModel):
         # random_flax_module registers the module's parameter tree as a param site and, while it has no value,
         # initialises it with flax; every leaf is then replaced by a sample site, so that value is a shape
         # template only: give zeros of the right shapes rather than paying flax's random initialisation at
-        # every model trace
-        with handlers.substitute(data={f"{NET}$params": _param_template(self.net, d)}):
+        # every model trace, and hide the site so that SVI does not carry (and Adam update) a second copy
+        # of every weight that no loss depends on
+        template = {f"{NET}$params": _param_template(self.net, d)}
+        with handlers.block(hide=list(template)), handlers.substitute(data=template):
             return random_flax_module(NET, self.net, prior=dist.Normal(0.0, self.prior_scale), input_shape=(1, d))
 
     # NumPyro models
