@@ -34,9 +34,9 @@ def _entry(name: str) -> Any:
 
 
 def _methods(entry: Any, text: str) -> list[str]:
-    from probzoo.comparison import parse_method
+    from probzoo.comparison import parse_method, split_methods
 
-    methods = [m.strip() for m in text.split(",") if m.strip()]
+    methods = split_methods(text)
     try:
         bad = [m for m in methods if parse_method(m)[0] not in entry.methods]
     except ValueError as err:

@@ -22,7 +22,21 @@ from probzoo.validation import check_int, check_probability, check_seed
 
 __all__ = ["compare", "compare_entry", "comparison_figure", "parse_method"]
 
-_SPEC = re.compile(r"^(?P<method>[A-Za-z_][\w-]*)(?:\[(?P<opts>[^\]]*)\])?$")
+_SPEC = re.compile(r"^(?P<method>[A-Za-z_][\w-]*)(?:\[(?P<opts>.*)\])?$")
+
+
+def split_methods(text: str) -> list[str]:
+    """"map,meanfield,nuts[hidden=(8, 8)]" -> ["map", "meanfield", "nuts[hidden=(8, 8)]"]: commas inside
+    brackets or parentheses belong to a method's options."""
+    parts, depth, start = [], 0, 0
+    for i, ch in enumerate(text):
+        depth += ch in "[("
+        depth -= ch in "])"
+        if ch == "," and depth == 0:
+            parts.append(text[start:i])
+            start = i + 1
+    parts.append(text[start:])
+    return [p.strip() for p in parts if p.strip()]
 
 
 def parse_method(spec: str) -> tuple[str, dict[str, Any]]:

@@ -177,8 +177,11 @@ def test_small_mnist_semi_supervised_anchors_clusters_to_labels(mnist_small):
     unl = labels < 0
     pred = fit.predict(X[unl])
     # cluster k *is* class k (no matching needed) once labels anchor the clusters
-    assert np.mean(pred == t[unl]) >= 0.5, np.mean(pred == t[unl])
+    # 0.73 here; weighing labelled rows like unlabelled ones (labelled_weight=1) gives 0.64
+    assert np.mean(pred == t[unl]) >= 0.68, np.mean(pred == t[unl])
     assert fit.info["n_labelled"] == 100
+    # by default a labelled row weighs (unlabelled rows) / (labelled rows), as the article's per-batch means
+    assert fit.info["labelled_scale"] == pytest.approx(1900 / 100)
 
 
 def test_bad_input_errors(blobs):
@@ -209,3 +212,87 @@ def test_bad_input_errors(blobs):
         ClusteringVAE(encoder="resnet")
     with pytest.raises(ValueError, match="^n_clusters"):
         ClusteringVAE(n_clusters=1)
+
+
+# --- the conv networks: patch-and-matmul layers against flax's convolutions --------------------------------
+
+
+@pytest.mark.parametrize("kind, c, features", [("down", 3, 5), ("down", 7, 1), ("up", 8, 5), ("up", 32, 1)])
+def test_patch_conv_equals_flax_convolution(kind, c, features):
+    """PatchConv (both of its matmul forms: ("down", 7, 1) and ("up", 32, 1) sum shifted products) against
+    nn.Conv(4x4, stride 2, padding 1) / nn.ConvTranspose(4x4, stride 2, padding 2) with the same parameters:
+    outputs and gradients (parameters and input) agree to float32 rounding."""
+    import flax.linen as nn
+    import jax.numpy as jnp
+
+    from probzoo.nn import PatchConv
+
+    if kind == "down":
+        ref = nn.Conv(features, (4, 4), strides=(2, 2), padding=((1, 1), (1, 1)))
+        x = jax.random.normal(jax.random.PRNGKey(0), (3, 8, 6, c))
+    else:
+        ref = nn.ConvTranspose(features, (4, 4), strides=(2, 2), padding=((2, 2), (2, 2)))
+        x = jax.random.normal(jax.random.PRNGKey(0), (3, 7, 5, c))
+    layer = PatchConv(features, kind)
+    params = layer.init(jax.random.PRNGKey(1), x)
+    assert jax.tree.map(jnp.shape, params) == jax.tree.map(jnp.shape, ref.init(jax.random.PRNGKey(1), x))
+    params = jax.tree.map(lambda p: p + 0.3 * jax.random.normal(jax.random.PRNGKey(2), p.shape), params)
+    out, want = layer.apply(params, x), ref.apply(params, x)
+    assert out.shape == want.shape == ((3, 4, 3, features) if kind == "down" else (3, 14, 10, features))
+    np.testing.assert_allclose(out, want, rtol=1e-5, atol=1e-5)
+    w = jax.random.normal(jax.random.PRNGKey(3), want.shape)
+
+    def grads(f):
+        return jax.grad(lambda p, x: jnp.sum(w * jnp.tanh(f(p, x))), argnums=(0, 1))(params, x)
+
+    for a, b in zip(jax.tree.leaves(grads(layer.apply)), jax.tree.leaves(grads(ref.apply)), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
+    with pytest.raises(ValueError, match="^x: a stride-2 convolution needs even"):
+        PatchConv(4, "down").init(jax.random.PRNGKey(0), jnp.ones((1, 7, 6, 1)))
+    with pytest.raises(ValueError, match="^kind"):
+        PatchConv(4, "sideways").init(jax.random.PRNGKey(0), x)
+
+
+def test_conv_networks_are_the_article_layers_and_map_leading_dims():
+    """ConvEncoder / ConvDecoder equal the same stack built from flax's nn.Conv / nn.ConvTranspose with their
+    parameters, and treat leading dimensions (the enumerated y's (K, B, ...)) as a batch."""
+    import flax.linen as nn
+
+    from probzoo.nn import ConvDecoder, ConvEncoder
+
+    def leaky(h):
+        return nn.leaky_relu(h, 0.2)
+
+    key = jax.random.PRNGKey(0)
+    x = jax.random.uniform(key, (2, 3, 784))
+    enc = ConvEncoder(channels=(4, 6), out=16)
+    pe = enc.init(key, x)["params"]
+    feats = enc.apply({"params": pe}, x)
+    h = x.reshape((6, 28, 28, 1))
+    for name, c in (("Conv_0", 4), ("Conv_1", 6)):
+        conv = nn.Conv(c, (4, 4), strides=(2, 2), padding=((1, 1), (1, 1)))
+        h = leaky(conv.apply({"params": pe[name]}, h))
+    want = leaky(nn.Dense(16).apply({"params": pe["Dense_0"]}, h.reshape((6, -1)))).reshape((2, 3, 16))
+    assert feats.shape == (2, 3, 16)
+    np.testing.assert_allclose(feats, want, rtol=1e-5, atol=1e-5)
+
+    z = jax.random.normal(key, (10, 3, 2))
+    dec = ConvDecoder(channels=(4, 6), hidden=16)
+    pd = dec.init(key, z)["params"]
+    logits = dec.apply({"params": pd}, z)
+    h = leaky(nn.Dense(16).apply({"params": pd["Dense_0"]}, z.reshape((30, 2))))
+    h = leaky(nn.Dense(7 * 7 * 6).apply({"params": pd["Dense_1"]}, h)).reshape((30, 7, 7, 6))
+    for name, c in (("ConvTranspose_0", 4), ("ConvTranspose_1", 1)):
+        h = nn.ConvTranspose(c, (4, 4), strides=(2, 2), padding=((2, 2), (2, 2))).apply({"params": pd[name]}, h)
+        h = leaky(h) if name.endswith("0") else h
+    assert logits.shape == (10, 3, 784)
+    np.testing.assert_allclose(logits, h.reshape((10, 3, 784)), rtol=1e-5, atol=1e-5)
+
+
+def test_conv_model_trains(mnist_small):
+    """The conv networks under the enumerated ELBO (the decoder sees (K, B, d) latents) learn."""
+    X = mnist_small[0][:400]
+    fit = ClusteringVAE(encoder="conv").fit(X, method="enum", epochs=3, seed=0, num_draws=1, n_reconstructions=0)
+    assert np.all(np.isfinite(fit.losses)) and fit.losses.shape == (12,)
+    assert fit.losses[-4:].mean() < 0.9 * fit.losses[:4].mean(), fit.losses
+    assert fit.predict_proba(X[:5]).shape == (5, 10) and fit.reconstruct(X[:5]).shape == (5, 784)

@@ -9,7 +9,7 @@ from numpyro.infer import NUTS
 from numpyro.infer.autoguide import AutoNormal
 
 import probzoo as pz
-from probzoo.comparison import parse_method
+from probzoo.comparison import parse_method, split_methods
 from probzoo.infer import Fit, mcmc_inference_data, run_mcmc, run_svi, svi_inference_data
 from probzoo.models.base import ZooModel
 from probzoo.zoo import register_model
@@ -79,5 +79,11 @@ def test_compare_rejects_bad_methods():
 def test_parse_method_with_model_options():
     assert parse_method("map") == ("map", {})
     assert parse_method("map[loo=False; reg=0.1]") == ("map", {"loo": False, "reg": 0.1})
+    assert parse_method("nuts[hidden=(8, 8)]") == ("nuts", {"hidden": (8, 8)})
     with pytest.raises(ValueError, match="methods: cannot read"):
         parse_method("map loo")
+    with pytest.raises(ValueError, match="methods: cannot read"):
+        parse_method("nuts[hidden=8")
+    # the command line's list: commas inside a method's options do not split it
+    assert split_methods("map, meanfield,nuts[hidden=(8, 8)],map[loo=False]") == [
+        "map", "meanfield", "nuts[hidden=(8, 8)]", "map[loo=False]"]

@@ -43,6 +43,7 @@ CONSTRUCTOR_CASES = [
     (pz.ClusteringVAE, "temperature", [bad_scalar(k) for k in SCALAR_CORRUPTIONS]),
     (pz.ClusteringVAE, "beta", [-1.0, float("nan"), "8"]),
     (pz.ClusteringVAE, "alpha", [-1.0, float("inf"), "1"]),
+    (pz.ClusteringVAE, "labelled_weight", [0.0, -2.0, float("nan"), "49"]),
     (pz.RBM, "n_hidden", [0, -4, 8.5, "64"]),
     (pz.RBM, "init_scale", [bad_scalar(k) for k in SCALAR_CORRUPTIONS]),
 ]

@@ -121,6 +121,9 @@ class ClusteringVAE(ZooModel):
         ``anneal`` times this and decays geometrically to it over the first half of the steps.
     beta: weight on the z terms of the ELBO (the article's 8), through ``handlers.scale`` on the z sites.
     alpha: weight of the classifier term alpha * log q(y_i | x_i) per labelled row (semi-supervised).
+    labelled_weight: weight of each labelled row's terms (its ELBO and the classifier term) relative to an
+        unlabelled row's; None: (unlabelled rows) / (labelled rows), so that the labelled batch of a step
+        weighs as much as its unlabelled batch, as the article's per-batch means do.
     hidden: widths of the MLP encoder (the decoder mirrors them); the last is the feature width.
     decoder_scale: standard deviation of the Normal likelihood.
     anneal: starting temperature factor (>= 1; 1 switches annealing off).
@@ -150,6 +153,7 @@ class ClusteringVAE(ZooModel):
         anneal: float = 4.0,
         kl_warmup: float = 0.0,
         balance: float = 3.0,
+        labelled_weight: float | None = None,
     ) -> None:
         self.n_clusters = check_int(n_clusters, "n_clusters", minimum=2)
         self.latent_dim = check_int(latent_dim, "latent_dim", minimum=1)
@@ -178,12 +182,14 @@ class ClusteringVAE(ZooModel):
         if self.kl_warmup > 1.0:
             raise ValueError(f"kl_warmup: a fraction of the training steps in [0, 1], got {kl_warmup}")
         self.balance = check_positive(balance, "balance", allow_zero=True)
+        self.labelled_weight = None if labelled_weight is None else check_positive(labelled_weight, "labelled_weight")
         self._config = {
             "n_clusters": self.n_clusters, "latent_dim": self.latent_dim, "likelihood": self.likelihood,
             "encoder": self.encoder, "temperature": self.temperature, "beta": self.beta, "alpha": self.alpha,
             "hidden": list(self.hidden), "decoder_scale": self.decoder_scale,
             "image_shape": list(self.image_shape), "channels": list(self.channels),
             "anneal": self.anneal, "kl_warmup": self.kl_warmup, "balance": self.balance,
+            "labelled_weight": self.labelled_weight,
         }
         self._cache: dict[Any, Any] = {}
 
@@ -235,7 +241,7 @@ class ClusteringVAE(ZooModel):
     # --- the generative model and the guide ----------------------------------------------------------
     def model(self, X: Any, labels: Any = None, labelled: Any = None, method: str = "relaxed",
               temperature: Any = None, labelled_batch: int = 100,
-              schedule_steps: int | None = None) -> None:
+              schedule_steps: int | None = None, labelled_scale: float = 1.0) -> None:
         """p(y) p(z | y) p(x | z) over the rows of X; labelled rows (``labelled`` indexes them) observe y."""
         check_choice(method, "method", METHODS)
         K = self.n_clusters
@@ -260,7 +266,8 @@ class ClusteringVAE(ZooModel):
                 z_then_x(y, X[idx], "")
         if labelled is not None and np.shape(labelled)[0] > 0:
             L = np.shape(labelled)[0]
-            with numpyro.plate("labelled", L, subsample_size=min(L, labelled_batch)) as j:
+            with handlers.scale(scale=labelled_scale), \
+                    numpyro.plate("labelled", L, subsample_size=min(L, labelled_batch)) as j:
                 i = jnp.asarray(labelled)[j]
                 t = jnp.asarray(labels)[i]
                 numpyro.sample("y_labelled", dist.Categorical(logits=jnp.zeros(K)), obs=t)
@@ -268,7 +275,7 @@ class ClusteringVAE(ZooModel):
 
     def guide(self, X: Any, labels: Any = None, labelled: Any = None, method: str = "relaxed",
               temperature: Any = None, labelled_batch: int = 100,
-              schedule_steps: int | None = None) -> None:
+              schedule_steps: int | None = None, labelled_scale: float = 1.0) -> None:
         """q(y | x) q(z | x, y); on labelled rows q(z | x, y_i) and the classifier term alpha log q(y_i | x_i);
         with ``balance`` the penalty balance * N * KL(mean_batch q(y | x) || p(y))."""
         check_choice(method, "method", METHODS)
@@ -305,7 +312,8 @@ class ClusteringVAE(ZooModel):
             numpyro.factor("balance", self.balance * n_unlabelled * kl_bar)
         if labelled is not None and np.shape(labelled)[0] > 0:
             L = np.shape(labelled)[0]
-            with numpyro.plate("labelled", L, subsample_size=min(L, labelled_batch)) as j:
+            with handlers.scale(scale=labelled_scale), \
+                    numpyro.plate("labelled", L, subsample_size=min(L, labelled_batch)) as j:
                 i = jnp.asarray(labelled)[j]
                 t = jnp.asarray(labels)[i]
                 h, logits = encode(X[i])
@@ -437,6 +445,10 @@ class ClusteringVAE(ZooModel):
                 raise ValueError("labels: every row is labelled; leave some at -1 (unlabelled) to cluster them")
         else:
             labelled = np.zeros((0,), np.int32)
+        labelled_scale = 1.0
+        if labelled.size:
+            labelled_scale = (self.labelled_weight if self.labelled_weight is not None
+                              else (N - labelled.size) / labelled.size)
         steps = epochs * (N // batch_size)
         guide = config_enumerate(self.guide) if method == "enum" else self.guide
         loss = TraceEnum_ELBO(max_plate_nesting=1) if method == "enum" else Trace_ELBO()
@@ -445,15 +457,15 @@ class ClusteringVAE(ZooModel):
             optim=_optimiser(learning_rate), loss=loss, epochs=epochs, batch_size=batch_size, seed=seed,
             progress=progress, callback=callback, checkpoint=checkpoint, checkpoint_every=checkpoint_every,
             resume=resume, desc=f"ClusteringVAE/{method}", method=method, labelled_batch=batch_size,
-            schedule_steps=steps,
+            schedule_steps=steps, labelled_scale=float(labelled_scale),
         )
         params = {k: v for k, v in run.params.items()}
         fit = ClusteringVAEFit(
             model=self, method=method, params=params, losses=run.losses, wall_time=run.wall_time,
             compile_time=run.compile_time, seed=seed,
             info={"epochs": epochs, "batch_size": batch_size, "n_rows": N, "n_features": P,
-                  "n_labelled": int(labelled.size), "steps": int(run.num_steps),
-                  "seconds_per_epoch": run.run_time / epochs},
+                  "n_labelled": int(labelled.size), "labelled_scale": float(labelled_scale),
+                  "steps": int(run.num_steps), "seconds_per_epoch": run.run_time / epochs},
         )
         fit.idata = fit._inference_data(X, num_draws=num_draws, n_reconstructions=n_reconstructions, seed=seed)
         fit.info["clusters_used"] = int(np.unique(fit.predict(X)).size)

@@ -622,5 +622,5 @@ register_entry(ZooEntry(
     tour_runs=[("map", {"num_steps": 1000}),
                ("nuts", {"num_warmup": 50, "num_samples": 50, "max_tree_depth": 5, "map_steps": 500})],
     compare_budget={"map": {"num_steps": 1000},
-                    "nuts": {"num_warmup": 150, "num_samples": 150, "max_tree_depth": 6, "map_steps": 1000}},
+                    "nuts": {"num_warmup": 400, "num_samples": 400, "max_tree_depth": 7, "map_steps": 1000}},
 ))
