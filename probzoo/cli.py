@@ -135,14 +135,13 @@ def cmd_compare(args: argparse.Namespace) -> int:
     entry = _entry(args.model)
     methods = _methods(entry, args.methods)
     dataset = _dataset(entry, args.data)
-    table, figure = compare_entry(entry, methods, dataset=dataset, seed=args.seed, progress=not args.json,
+    table, figures = compare_entry(entry, methods, dataset=dataset, seed=args.seed, progress=not args.json,
                                   out_dir=Path(args.out), **_overrides(args.set))
     if args.json:
         print(table.reset_index().to_json(orient="records", double_precision=6))
     else:
         print(format_table(table.reset_index().to_dict("records")))
-        if figure is not None:
-            print(f"\nwrote {figure}")
+        print("\nwrote " + ", ".join(str(f) for f in figures))
     return 0
 
 

@@ -203,7 +203,8 @@ def comparison_figure(table: pd.DataFrame, path: str | Path, title: str = "") ->
 
 def compare_entry(entry: Any, methods: Sequence[str], *, dataset: str | None = None, seed: int = 0,
                   progress: bool = False, out_dir: str | Path = "probzoo-out/compare", **overrides: Any):
-    """The CLI's comparison: the entry's data set and comparison budget, the table and its figures."""
+    """The CLI's comparison: the entry's data set and comparison budget; returns the table and the paths of
+    its figures (the bar chart of every column, then the model's own comparison figures)."""
     seed = check_seed(seed)
     dataset = dataset or entry.default_data
     data, extras = entry.datasets[dataset](seed)
@@ -221,7 +222,7 @@ def compare_entry(entry: Any, methods: Sequence[str], *, dataset: str | None = N
     table, fits = compare(model, data, methods, seed=seed, budget=budget, extras=extras,
                           progress=progress, return_fits=True)
     out_dir = Path(out_dir)
-    figure = comparison_figure(table, out_dir / f"{entry.name}_compare.png", title=f"{entry.name} on {dataset}")
+    figures = [comparison_figure(table, out_dir / f"{entry.name}_compare.png", title=f"{entry.name} on {dataset}")]
     if entry.compare is not None:
-        entry.compare(fits, data, extras, out_dir)
-    return table, figure
+        figures += list(entry.compare(fits, data, extras, out_dir) or [])
+    return table, figures

@@ -87,3 +87,18 @@ def test_parse_method_with_model_options():
     # the command line's list: commas inside a method's options do not split it
     assert split_methods("map, meanfield,nuts[hidden=(8, 8)],map[loo=False]") == [
         "map", "meanfield", "nuts[hidden=(8, 8)]", "map[loo=False]"]
+
+
+@pytest.mark.parametrize("name, methods, per_method", [
+    ("mdn", ["map", "meanfield"], "mdn_bands_per_method.png"),
+    ("ukr", ["map", "map[loo=False]"], "ukr_latents_per_method.png"),
+])
+def test_compare_entry_draws_a_figure_per_method(tmp_path, name, methods, per_method):
+    from probzoo.comparison import compare_entry
+    from probzoo.zoo import get_entry
+
+    table, figures = compare_entry(get_entry(name), methods, out_dir=tmp_path, num_steps=60, n=300)
+    assert list(table.index) == methods
+    assert [f.name for f in figures] == [f"{name}_compare.png", per_method]
+    for f in figures:
+        assert f.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and f.stat().st_size > 5_000

@@ -24,7 +24,8 @@ labelled row each step when there are at most ``batch_size`` of them.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -265,11 +266,7 @@ class ClusteringVAE(ZooModel):
                     y = jnp.exp(numpyro.sample("log_y", ExpRelaxedOneHotCategorical(tau, logits=jnp.zeros(K))))
                 z_then_x(y, X[idx], "")
         if labelled is not None and np.shape(labelled)[0] > 0:
-            L = np.shape(labelled)[0]
-            with handlers.scale(scale=labelled_scale), \
-                    numpyro.plate("labelled", L, subsample_size=min(L, labelled_batch)) as j:
-                i = jnp.asarray(labelled)[j]
-                t = jnp.asarray(labels)[i]
+            with _labelled_rows(labels, labelled, labelled_batch, labelled_scale) as (i, t):
                 numpyro.sample("y_labelled", dist.Categorical(logits=jnp.zeros(K)), obs=t)
                 z_then_x(jax.nn.one_hot(t, K), X[i], "_labelled")
 
@@ -311,11 +308,7 @@ class ClusteringVAE(ZooModel):
         if self.balance > 0:
             numpyro.factor("balance", self.balance * n_unlabelled * kl_bar)
         if labelled is not None and np.shape(labelled)[0] > 0:
-            L = np.shape(labelled)[0]
-            with handlers.scale(scale=labelled_scale), \
-                    numpyro.plate("labelled", L, subsample_size=min(L, labelled_batch)) as j:
-                i = jnp.asarray(labelled)[j]
-                t = jnp.asarray(labels)[i]
+            with _labelled_rows(labels, labelled, labelled_batch, labelled_scale) as (i, t):
                 h, logits = encode(X[i])
                 # M2's classifier term: + alpha log q(y_i | x_i) in the ELBO (a guide factor enters with a minus)
                 numpyro.factor("classify", -self.alpha * dist.Categorical(logits=logits).log_prob(t))
@@ -470,6 +463,16 @@ class ClusteringVAE(ZooModel):
         fit.idata = fit._inference_data(X, num_draws=num_draws, n_reconstructions=n_reconstructions, seed=seed)
         fit.info["clusters_used"] = int(np.unique(fit.predict(X)).size)
         return fit
+
+
+@contextmanager
+def _labelled_rows(labels: Any, labelled: Any, batch: int, scale: float) -> Iterator[tuple[jnp.ndarray, jnp.ndarray]]:
+    """The plate "labelled" over the labelled rows (a minibatch of at most ``batch``), each weighted ``scale``;
+    yields the rows' indices into X and their labels. Model and guide must subsample it alike."""
+    L = np.shape(labelled)[0]
+    with handlers.scale(scale=scale), numpyro.plate("labelled", L, subsample_size=min(L, batch)) as j:
+        i = jnp.asarray(labelled)[j]
+        yield i, jnp.asarray(labels)[i]
 
 
 def _optimiser(learning_rate: float) -> optax.GradientTransformation:

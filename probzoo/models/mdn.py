@@ -717,6 +717,14 @@ def _report(fit: MDNFit, data: tuple[Any, ...], extras: dict[str, Any], out_dir:
     return metrics, figs
 
 
+def _compare(fits: dict[str, MDNFit], data: tuple[Any, ...], extras: dict[str, Any], out_dir: Path) -> list[Path]:
+    """Predictive bands of every compared method side by side, over the training data."""
+    from probzoo.plots import mdn as mdn_plots
+
+    x, y = data
+    return [mdn_plots.bands_per_method(fits, x, y, Path(out_dir) / "mdn_bands_per_method.png")]
+
+
 register_entry(ZooEntry(
     name="mdn",
     model_class=MDN,
@@ -725,6 +733,7 @@ register_entry(ZooEntry(
     datasets={name: _loader(name) for name in ("two_branch", "heteroscedastic")},
     default_data="two_branch",
     report=_report,
+    compare=_compare,
     tour_runs=[("map", {}), ("meanfield", {"num_steps": 1_560})],
     model_kwargs={"n_components": 2},
     dataset_model_kwargs={"two_branch": {"n_components": 2}, "heteroscedastic": {"n_components": 1}},

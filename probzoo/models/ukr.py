@@ -611,6 +611,13 @@ def _report(fit: UKRFit, data: tuple[Any, ...], extras: dict[str, Any], out_dir:
     return metrics, paths
 
 
+def _compare(fits: dict[str, UKRFit], data: tuple[Any, ...], extras: dict[str, Any], out_dir: Path) -> list[Path]:
+    """The latent map of every compared method side by side."""
+    from probzoo.plots import ukr as ukr_plots
+
+    return [ukr_plots.latents_per_method(fits, Path(out_dir) / "ukr_latents_per_method.png")]
+
+
 register_entry(ZooEntry(
     name="ukr",
     model_class=UKR,
@@ -619,6 +626,7 @@ register_entry(ZooEntry(
     datasets={"saddle": _saddle(True), "saddle_uniform": _saddle(False)},
     default_data="saddle",
     report=_report,
+    compare=_compare,
     tour_runs=[("map", {"num_steps": 1000}),
                ("nuts", {"num_warmup": 50, "num_samples": 50, "max_tree_depth": 5, "map_steps": 500})],
     compare_budget={"map": {"num_steps": 1000},

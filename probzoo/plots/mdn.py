@@ -10,7 +10,7 @@ import numpy as np
 
 from probzoo.plots import plt, save
 
-__all__ = ["components", "data_and_samples", "mean_std", "predictive_band"]
+__all__ = ["bands_per_method", "components", "data_and_samples", "mean_std", "predictive_band"]
 
 
 def _grid(fit: Any, x_grid: Any = None, n: int = 200) -> np.ndarray:
@@ -112,4 +112,23 @@ def predictive_band(fit: Any, x: Any, y: Any, path: str | os.PathLike, levels: t
     ax.set_ylabel("y")
     ax.set_title(f"{_title(fit)}: predictive bands")
     ax.legend(fontsize=8, loc="lower left")
+    return save(fig, path)
+
+
+def bands_per_method(fits: dict[str, Any], x: Any, y: Any, path: str | os.PathLike, level: float = 0.9) -> Path:
+    """One panel per fitted method: the data, the central ``level`` predictive interval and the predictive
+    mean over the inputs' range, on shared axes so the methods' uncertainty can be compared."""
+    x = np.asarray(x, np.float32).reshape(len(x), -1)
+    n = len(fits)
+    fig, axes = plt.subplots(1, n, figsize=(4.2 * n, 3.6), sharex=True, sharey=True, squeeze=False)
+    for ax, (name, fit) in zip(axes[0], fits.items(), strict=True):
+        g = _grid(fit)
+        lo, hi = fit.interval(g, level)
+        ax.scatter(x[:, 0], y, s=3, alpha=0.25, color="0.4")
+        ax.fill_between(g[:, 0], lo, hi, color="C0", alpha=0.3, lw=0, label=f"{level:.0%} interval")
+        ax.plot(g[:, 0], fit.mean(g), color="C1", lw=1.5, label="mean")
+        ax.set_title(name)
+        ax.set_xlabel("x")
+    axes[0, 0].set_ylabel("y")
+    axes[0, 0].legend(fontsize=8, loc="lower left")
     return save(fig, path)

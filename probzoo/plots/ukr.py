@@ -14,7 +14,8 @@ import numpy as np
 from probzoo.models.ukr_kernel import nadaraya_watson
 from probzoo.plots import plt, save
 
-__all__ = ["animate", "latent_grid", "latent_scatter", "nuts_traces", "snapshots", "wireframe"]
+__all__ = ["animate", "latent_grid", "latent_scatter", "latents_per_method", "nuts_traces", "snapshots",
+           "wireframe"]
 
 
 def latent_grid(latents: np.ndarray, side: int = 20) -> np.ndarray:
@@ -147,4 +148,19 @@ def nuts_traces(fit: Any, path: str | os.PathLike) -> Path:
         ax.set_title(title, fontsize=9)
         ax.set_xlabel("draw")
     axes[0].legend(fontsize=8)
+    return save(fig, path)
+
+
+def latents_per_method(fits: dict[str, Any], path: str | os.PathLike) -> Path:
+    """One panel per fitted method: its latents (first two coordinates) coloured by the first data
+    coordinate y1, as the articles colour their latent space."""
+    n = len(fits)
+    fig, axes = plt.subplots(1, n, figsize=(3.8 * n, 3.6), squeeze=False)
+    for ax, (name, fit) in zip(axes[0], fits.items(), strict=True):
+        X, Y = np.asarray(fit.latents), np.asarray(fit.data)
+        ax.scatter(X[:, 0], X[:, 1] if X.shape[1] > 1 else np.zeros(len(X)), c=Y[:, 0], s=8, cmap="viridis")
+        ax.set_title(name)
+        ax.set_xlabel("$x_1$")
+        ax.set_aspect("equal", adjustable="datalim")
+    axes[0, 0].set_ylabel("$x_2$")
     return save(fig, path)
