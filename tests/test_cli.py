@@ -40,10 +40,12 @@ def test_usage_errors_exit_2_with_one_line(capsys, argv, message):
     assert message in err and "\n" not in err
 
 
-def test_compare_mdn_json():
-    out = run_cli("compare", "mdn", "--methods", "map,meanfield", "--json")
-    assert out.returncode == 0, out.stderr[-2000:]
-    rows = json.loads(out.stdout)
+def test_compare_mdn_json(tmp_path, capsys):
+    # in-process (the console script itself is test_python_dash_m_is_the_same_command); a small budget
+    argv = ["compare", "mdn", "--methods", "map,meanfield", "--json", "--out", str(tmp_path),
+            "--set", "n=2000", "--set", "num_steps=200"]
+    assert main(argv) == 0
+    rows = json.loads(capsys.readouterr().out)
     assert [r["method"] for r in rows] == ["map", "meanfield"]
     for r in rows:
         assert r["lpd"] is not None and r["wall_s"] > 0

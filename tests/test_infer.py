@@ -105,6 +105,7 @@ def test_minibatch_svi_scales_the_likelihood(data):
     assert float(run.params["mu_auto_scale"]) == pytest.approx(sd, rel=0.25)
 
 
+@pytest.mark.reproducibility
 def test_same_seed_same_result(data):
     guide = AutoNormal(normal_model)
     a = run_svi(normal_model, guide, data, num_steps=300, batch_size=50, seed=7, learning_rate=0.01)
@@ -132,6 +133,7 @@ def test_nan_guard_names_the_step():
         run_svi(exploding, guide, num_steps=50, seed=0, chunk_size=7)
 
 
+@pytest.mark.reproducibility
 def test_resume_is_exact(tmp_path, data):
     guide = AutoNormal(normal_model)
     kw = dict(num_steps=60, batch_size=50, learning_rate=0.01, seed=3, chunk_size=8)

@@ -41,13 +41,13 @@ from numpyro import handlers
 from numpyro.contrib.funsor import config_enumerate
 from numpyro.contrib.module import flax_module
 from numpyro.distributions import constraints
-from numpyro.infer import Trace_ELBO, TraceEnum_ELBO
+from numpyro.infer import TraceEnum_ELBO
 
 from probzoo import metrics
 from probzoo.distributions import ExpRelaxedOneHotCategorical
 from probzoo.infer import arviz_io
 from probzoo.infer.result import Fit
-from probzoo.infer.svi import run_svi
+from probzoo.infer.svi import OrderedTraceELBO, run_svi
 from probzoo.models.base import ZooModel
 from probzoo.nn import MLP, ConvDecoder, ConvEncoder
 from probzoo.validation import (
@@ -444,7 +444,7 @@ class ClusteringVAE(ZooModel):
                               else (N - labelled.size) / labelled.size)
         steps = epochs * (N // batch_size)
         guide = config_enumerate(self.guide) if method == "enum" else self.guide
-        loss = TraceEnum_ELBO(max_plate_nesting=1) if method == "enum" else Trace_ELBO()
+        loss = TraceEnum_ELBO(max_plate_nesting=1) if method == "enum" else OrderedTraceELBO()
         run = run_svi(
             self.model, guide, X, labels, labelled if labelled.size else None,
             optim=_optimiser(learning_rate), loss=loss, epochs=epochs, batch_size=batch_size, seed=seed,

@@ -36,7 +36,7 @@ from jax.scipy.stats import norm
 from numpyro import handlers
 from numpyro.contrib.funsor import config_enumerate, infer_discrete
 from numpyro.contrib.module import random_flax_module
-from numpyro.infer import NUTS, Trace_ELBO, TraceEnum_ELBO, init_to_value
+from numpyro.infer import NUTS, TraceEnum_ELBO, init_to_value
 from numpyro.infer.autoguide import AutoDelta, AutoNormal
 from numpyro.ops.indexing import Vindex
 
@@ -45,7 +45,7 @@ from probzoo.infer import arviz_io
 from probzoo.infer.mcmc import run_mcmc
 from probzoo.infer.posterior import mcmc_inference_data
 from probzoo.infer.result import Fit
-from probzoo.infer.svi import run_svi
+from probzoo.infer.svi import OrderedTraceELBO, run_svi
 from probzoo.models.base import ZooModel
 from probzoo.nn import MLP
 from probzoo.validation import (
@@ -335,7 +335,7 @@ class MDN(ZooModel):
             rate = optax.cosine_decay_schedule(lr, num_steps, alpha=0.01) if schedule == "cosine" else lr
             optim = optax.adam(rate)
         guide = self.make_guide(method, init)
-        loss = TraceEnum_ELBO(max_plate_nesting=1) if self.enumerated else Trace_ELBO()
+        loss = TraceEnum_ELBO(max_plate_nesting=1) if self.enumerated else OrderedTraceELBO()
         run = run_svi(self.model, guide, x, y, optim=optim, learning_rate=lr, loss=loss, num_steps=num_steps,
                       batch_size=batch_size, seed=seed, progress=progress, callback=callback,
                       checkpoint=checkpoint, checkpoint_every=checkpoint_every, resume=resume,

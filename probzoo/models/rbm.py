@@ -675,7 +675,13 @@ class RBM(ZooModel):
         compile_time = time.perf_counter() - t_start
 
         loss_parts = [losses_done]
-        epoch_pl = list(-(batch_size / n_visible) * losses_done.reshape(-1, spe).mean(axis=1)) if start else []
+
+        def article_pl(losses: np.ndarray) -> np.ndarray:
+            # per epoch, article-scaled: batch size x mean log sigmoid(F(v~) - F(v)). Always derived from the
+            # float32 loss trace (which a resumed run reproduces bit for bit), never from the float64 values
+            # of the live run, so an interrupted-and-resumed fit reports exactly the same figures.
+            return -(batch_size / n_visible) * np.asarray(losses, np.float64).reshape(-1, spe).mean(axis=1)
+
         bar = tqdm(total=epochs, initial=start, desc=f"RBM {method}-{k}", disable=not progress, leave=False,
                    dynamic_ncols=True)
         try:
@@ -690,11 +696,11 @@ class RBM(ZooModel):
                         f"(epoch {epoch}); lower the learning rate"
                     )
                 loss_parts.append((-n_visible * pl).astype(np.float32))
-                epoch_pl.append(float(batch_size * pl.mean()))
                 bar.update(1)
-                bar.set_postfix(pseudo_likelihood=f"{epoch_pl[-1]:.4f}")
                 if progress:
-                    bar.write(f"Epoch: {epoch} cost: {epoch_pl[-1]:.6f}")
+                    cost = float(article_pl(loss_parts[-1])[0])
+                    bar.set_postfix(pseudo_likelihood=f"{cost:.4f}")
+                    bar.write(f"Epoch: {epoch} cost: {cost:.6f}")
                 done = epoch + 1
                 if checkpoint is not None and (done % (checkpoint_every or 1) == 0 or done == epochs):
                     save_checkpoint(checkpoint, state, done, np.concatenate(loss_parts), **meta)
@@ -706,10 +712,12 @@ class RBM(ZooModel):
         wall = time.perf_counter() - t_start
 
         params_np = {key: np.asarray(v) for key, v in state.params.items()}
-        arrays = {"base_rate": rate, "epoch_pseudo_likelihood": np.asarray(epoch_pl, np.float32)}
+        losses = np.concatenate(loss_parts)
+        arrays = {"base_rate": rate, "epoch_pseudo_likelihood": article_pl(losses).astype(np.float32)}
         if method == "pcd":
             arrays["chains"] = np.asarray(state.chains.z["v"])
-        info = {"mcmc": False, "k": k, "epochs": epochs, "batch_size": batch_size, "steps_per_epoch": spe,
+        info = {"mcmc": False, "k": k, "epochs": epochs, "batch_size": batch_size,
+                "steps_per_epoch": spe,
                 "learning_rate": learning_rate, "momentum": momentum, "weight_decay": weight_decay,
                 "n_chains": n_chains if method == "pcd" else None, "n_visible": n_visible,
                 "n_hidden": self.n_hidden, "n_data": n_data, "data_binary": bool(np.all((V == 0) | (V == 1))),

@@ -309,7 +309,7 @@ class UKR(ZooModel):
             pre, _, _ = self._run_map(Y, X0, seed, False, map_steps, learning_rate, None)
             start = {k.removesuffix("_auto_loc"): np.asarray(v) for k, v in pre.params.items()}
         rng = np.random.default_rng(seed)
-        turns = [np.linalg.qr(rng.standard_normal((self.latent_dim, self.latent_dim)))[0] for _ in range(num_chains)]
+        turns = [_random_orthogonal(rng, self.latent_dim) for _ in range(num_chains)]
         init = {"x": jnp.asarray(np.stack([start["x"] @ Q.astype(np.float32) for Q in turns]))}
         nuts = NUTS(self.model, max_tree_depth=max_tree_depth, dense_mass=dense_mass)
         if self.noise is None:
@@ -353,6 +353,15 @@ class UKR(ZooModel):
         fit.info["diagnostics"] = fit.diagnostics()
         fit.info["reconstruction_error"] = fit.reconstruction_error()
         return fit
+
+
+def _random_orthogonal(rng: np.random.Generator, m: int) -> np.ndarray:
+    """A uniformly (Haar) distributed orthogonal m x m matrix: a rotation or a reflection with equal odds.
+
+    The Q of a Gaussian matrix's QR alone is not uniform (LAPACK's Householder convention makes every 2 x 2
+    Q a reflection); multiplying its columns by the signs of R's diagonal makes it so (Mezzadri 2007)."""
+    q, r = np.linalg.qr(rng.standard_normal((m, m)))
+    return q * np.sign(np.diag(r))
 
 
 def _pair_distances(x: np.ndarray, seed: int, count: int = 10) -> np.ndarray:
