@@ -97,10 +97,20 @@ def _mcmc_diagnostics(fit: Any) -> dict[str, float]:
             "ess_bulk_per_s": min_ess / max(fit.run_time, 1e-9)}
 
 
+def _family(method: str, fit: Any) -> str:
+    """The engine family of a method: the registered engine's, else what the fit says it is."""
+    from probzoo.infer.engines import registered
+
+    eng = registered().get(method)
+    if eng is not None:
+        return str(eng.family)
+    return str(fit.info.get("family", "mcmc" if getattr(fit, "is_mcmc", False) else "variational"))
+
+
 def compare(
     model: Any,
-    data: Sequence[Any],
-    methods: Sequence[str],
+    data: Sequence[Any] | None = None,
+    methods: Sequence[str] | None = None,
     *,
     seed: int = 0,
     budget: Mapping[str, Any] | None = None,
@@ -113,7 +123,9 @@ def compare(
     """Fit ``model`` on ``data`` with each of ``methods`` and tabulate them, one row per method.
 
     ``data`` is the tuple of arrays ``model.fit`` takes positionally. Unless ``heldout`` (the same tuple
-    for scoring) is given, a ``test_size`` fraction of rows is held out with ``seed``. ``extras`` are
+    for scoring) is given, a ``test_size`` fraction of rows is held out with ``seed``. A model bound to its
+    data (``pz.from_numpyro``) takes ``data=None``: the rows of its ``"data"`` plate are split the same
+    way when it has one, and otherwise every method is scored by ELPD-LOO alone. ``extras`` are
     row-aligned arrays for scoring only (true labels, true latents), passed to ``fit.evaluate``.
     ``budget``: fit options for every method, or ``{method: options}``. A method may carry model
     options, e.g. ``"map[loo=False]"``. Columns: wall/compile/run seconds, ``lpd`` (held-out mean log
@@ -125,16 +137,34 @@ def compare(
     check_probability(test_size, "test_size")
     if isinstance(methods, str) or not methods:
         raise ValueError("methods: give a non-empty list of method names, e.g. ['map', 'meanfield']")
-    if not isinstance(data, (tuple, list)) or not data:
+    bound = data is None and hasattr(model, "split")  # a model that carries its own data
+    if not bound and (not isinstance(data, (tuple, list)) or not data):
         raise TypeError("data: expected the tuple of arrays the model's fit takes, e.g. (x, y)")
     specs = [(s, *parse_method(s)) for s in methods]
-    valid = getattr(model, "methods", None)
-    for _, method, _ in specs:
-        if valid is not None and method not in valid:
-            raise ValueError(f"methods: unknown method {method!r} for {type(model).__name__}; "
-                             f"valid methods: {', '.join(valid)}")
+    if bound:
+        from probzoo.infer.engines import engine
+
+        for _, method, model_opts in specs:
+            reason = engine(method).supports(model)
+            if reason is not None:
+                raise ValueError(f"methods: {reason}")
+            if model_opts:
+                raise ValueError(f"methods: {method!r}: a model bound to its data takes no model options")
+    else:
+        valid = getattr(model, "methods", None)
+        for _, method, _ in specs:
+            if valid is not None and method not in valid:
+                raise ValueError(f"methods: unknown method {method!r} for {type(model).__name__}; "
+                                 f"valid methods: {', '.join(valid)}")
     extras = dict(extras or {})
-    if heldout is None:
+    train_model = model
+    if bound:
+        halves = model.split(test_size, seed) if heldout is None else None
+        train_model, test_model = halves if halves is not None else (model, None)
+        train, test, test_extras = (), None, {}
+        if test_model is not None:
+            test, test_extras = test_model.args, test_model.kwargs
+    elif heldout is None:
         train, test, test_extras = _split(list(data), extras, test_size, seed)
     else:
         train, test, test_extras = tuple(data), tuple(heldout), extras
@@ -143,13 +173,13 @@ def compare(
 
     rows, fits = [], {}
     for label, method, model_opts in specs:
-        mdl = type(model)(**{**model.get_config(), **model_opts}) if model_opts else model
+        mdl = type(model)(**{**model.get_config(), **model_opts}) if model_opts else train_model
         opts = dict(budget.get(label, budget.get(method, {}))) if per_method else dict(budget)
         fit = mdl.fit(*train, method=method, seed=seed, progress=progress, **opts)
         fits[label] = fit
-        row: dict[str, Any] = {"method": label, "wall_s": fit.wall_time,
+        row: dict[str, Any] = {"method": label, "family": _family(method, fit), "wall_s": fit.wall_time,
                                "compile_s": fit.compile_time, "run_s": fit.run_time}
-        scores = fit.evaluate(*test, **test_extras)
+        scores = fit.evaluate(*test, **test_extras) if test is not None else {}
         row["lpd"] = _finite_float(scores.pop("lpd", float("nan")))
         row["elpd_loo"] = row["elpd_loo_se"] = float("nan")
         if fit.idata is not None and "log_likelihood" in fit.idata.groups():

@@ -18,7 +18,8 @@ _MODEL_CLASSES: dict[str, type] = {}
 _ENTRIES: dict[str, ZooEntry] = {}
 
 # Modules that register zoo models; imported lazily so that ``import probzoo.zoo`` stays cheap.
-MODEL_MODULES = ("probzoo.models.mdn", "probzoo.models.ukr", "probzoo.models.clustering_vae", "probzoo.models.rbm")
+MODEL_MODULES = ("probzoo.models.mdn", "probzoo.models.ukr", "probzoo.models.clustering_vae", "probzoo.models.rbm",
+                 "probzoo.models.numpyro_model")
 
 
 @dataclass

@@ -177,7 +177,7 @@ def load(path: str | os.PathLike) -> Fit:
     except (zipfile.BadZipFile, OSError, ValueError) as err:
         raise CorruptFileError(f"path: {path}/arrays.npz is unreadable ({err})") from None
     cls = model_class(meta["model"])
-    model = cls(**meta["config"])
+    model = cls.from_config(meta["config"]) if hasattr(cls, "from_config") else cls(**meta["config"])
     fit_cls = getattr(model, "fit_class", Fit)
     idata = arviz_io.load_netcdf(str(path / "idata.nc")) if "idata.nc" in meta.get("checksums", {}) else None
     return fit_cls(

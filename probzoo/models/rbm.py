@@ -716,7 +716,7 @@ class RBM(ZooModel):
         arrays = {"base_rate": rate, "epoch_pseudo_likelihood": article_pl(losses).astype(np.float32)}
         if method == "pcd":
             arrays["chains"] = np.asarray(state.chains.z["v"])
-        info = {"mcmc": False, "k": k, "epochs": epochs, "batch_size": batch_size,
+        info = {"mcmc": False, "family": "custom", "k": k, "epochs": epochs, "batch_size": batch_size,
                 "steps_per_epoch": spe,
                 "learning_rate": learning_rate, "momentum": momentum, "weight_decay": weight_decay,
                 "n_chains": n_chains if method == "pcd" else None, "n_visible": n_visible,

@@ -1,0 +1,424 @@
+"""The registry of inference engines, and the engines that run on any model with continuous latents.
+
+An engine is written once and runs on every model that meets its needs (``supports``). The generic
+engines here take a :class:`probzoo.core.Model` (a NumPyro model function bound to its data):
+
+| name | family | what runs |
+| --- | --- | --- |
+| map | optimisation | ``AutoDelta`` + SVI (the mode of the posterior density) |
+| laplace | variational | ``AutoLaplaceApproximation``: a Gaussian at the MAP with the inverse Hessian as covariance |
+| meanfield | variational | ``AutoNormal``: independent Gaussians |
+| lowrank | variational | ``AutoLowRankMultivariateNormal``: a Gaussian with low-rank-plus-diagonal covariance |
+| fullrank | variational | ``AutoMultivariateNormal``: a Gaussian with full covariance |
+| flow | variational | ``AutoIAFNormal``: an inverse autoregressive normalising flow |
+| nuts, hmc | mcmc | NumPyro ``NUTS`` / ``HMC`` |
+| sa | mcmc | NumPyro ``SA`` (sample adaptive MCMC, gradient-free) |
+| barker | mcmc | NumPyro ``BarkerMH`` (gradient-informed random walk) |
+| hmcecs | mcmc | NumPyro ``HMCECS``: HMC with energy-conserving subsampling of the data plate |
+
+All variational engines minimise the negative ELBO with Adam on a cosine-decayed learning rate through
+:func:`probzoo.infer.run_svi`, then draw ``num_draws`` samples from the fitted guide; the MCMC engines run
+through :func:`probzoo.infer.run_mcmc`.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from numpyro import handlers
+from numpyro.distributions.transforms import biject_to
+from numpyro.infer import HMC, HMCECS, NUTS, SA, BarkerMH, init_to_median, init_to_value
+from numpyro.infer import autoguide as ag
+from numpyro.infer.util import log_likelihood
+from numpyro.primitives import Messenger
+
+from probzoo.core import Engine, Family
+from probzoo.infer import arviz_io
+from probzoo.infer.mcmc import run_mcmc
+from probzoo.infer.svi import OrderedTraceELBO, run_svi
+from probzoo.validation import check_int, check_positive
+
+__all__ = ["engine", "engines", "markdown_table", "mcmc_engine", "needs_continuous", "register", "registered",
+           "svi_engine", "with_max_dimension"]
+
+_REGISTRY: dict[str, Engine] = {}
+
+
+def register(eng: Engine) -> Engine:
+    """Add an engine to the registry (model packages register their model-specific engines here)."""
+    if eng.name in _REGISTRY:
+        raise ValueError(f"engine: {eng.name!r} is registered already")
+    _REGISTRY[eng.name] = eng
+    return eng
+
+
+def registered() -> dict[str, Engine]:
+    return dict(_REGISTRY)
+
+
+def engine(name: Any) -> Engine:
+    """The engine called ``name``; a ValueError lists the known ones."""
+    if not isinstance(name, str) or name not in _REGISTRY:
+        raise ValueError(f"method: unknown engine {name!r}; known engines: {', '.join(_REGISTRY)}")
+    return _REGISTRY[name]
+
+
+def engines():
+    """A ``pandas.DataFrame`` of every engine: name, family, what it runs, what it applies to, its budget."""
+    import pandas as pd
+
+    rows = [{"name": e.name, "family": str(e.family), "description": e.description, "applies_to": e.applies_to,
+             "budget": ", ".join(f"{k}={v}" for k, v in e.budget.items())} for e in _REGISTRY.values()]
+    return pd.DataFrame(rows).set_index("name")
+
+
+# --- what a model offers an engine --------------------------------------------------------------------------
+def model_trace(model: Any) -> dict[str, Any]:
+    """One execution trace of the bound model (cached on the model: tracing runs the model eagerly)."""
+    cached = getattr(model, "_probzoo_trace", None)
+    if cached is None:
+        cached = handlers.trace(handlers.seed(model.model, 0)).get_trace(*model.args, **model.kwargs)
+        try:
+            model._probzoo_trace = cached
+        except AttributeError:
+            pass
+    return cached
+
+
+def latent_sites(model: Any) -> dict[str, Any]:
+    return {k: s for k, s in model_trace(model).items()
+            if s["type"] == "sample" and not s["is_observed"] and not s.get("infer", {}).get("is_auxiliary")}
+
+
+def observed_sites(model: Any) -> dict[str, Any]:
+    return {k: s for k, s in model_trace(model).items() if s["type"] == "sample" and s["is_observed"]}
+
+
+def latent_dimension(model: Any) -> int:
+    """The number of unconstrained coordinates of the latent sites."""
+    total = 0
+    for site in latent_sites(model).values():
+        shape = jnp.shape(site["value"])
+        if site["fn"].support.is_discrete:
+            total += int(np.prod(shape))
+        else:  # e.g. a Dirichlet's K probabilities are K - 1 free coordinates
+            total += int(np.prod(biject_to(site["fn"].support).inverse_shape(shape)))
+    return total
+
+
+def needs_continuous(name: str) -> Callable[[Any], str | None]:
+    """``supports`` for engines that need every latent site continuous (and at least one latent)."""
+
+    def supports(model: Any) -> str | None:
+        latents = latent_sites(model)
+        if not latents:
+            return f"{name}: the model has no latent sample sites to infer"
+        discrete = [k for k, s in latents.items() if s["fn"].support.is_discrete]
+        if discrete:
+            return (f"{name}: latent site {discrete[0]!r} is discrete; this engine needs continuous latents "
+                    "(sum it out with enumeration, or use an engine for discrete latents)")
+        if not observed_sites(model):
+            return f"{name}: the model has no observed sites; pass the observations in the data"
+        return None
+
+    return supports
+
+
+def with_max_dimension(name: str, base: Callable[[Any], str | None], limit: int,
+                        why: str) -> Callable[[Any], str | None]:
+    def supports(model: Any) -> str | None:
+        reason = base(model)
+        if reason is None and (d := latent_dimension(model)) > limit:
+            return f"{name}: {d:,} latent coordinates; {why} (at most {limit:,})"
+        return reason
+
+    return supports
+
+
+def _init_strategy(model: Any, seed: int):
+    values = model.init_values(seed) if hasattr(model, "init_values") else None
+    return init_to_value(values=dict(values)) if values else init_to_median(num_samples=15)
+
+
+# --- building fits ---------------------------------------------------------------------------------------------
+def _pointwise(model: Any, draws: Mapping[str, Any], batch_ndims: int) -> dict[str, np.ndarray]:
+    ll = log_likelihood(model.model, dict(draws), *model.args, batch_ndims=batch_ndims, **model.kwargs)
+    return {k: np.asarray(v) for k, v in ll.items()}
+
+
+def _observed(model: Any) -> dict[str, np.ndarray]:
+    return {k: np.asarray(s["value"]) for k, s in observed_sites(model).items()}
+
+
+def _invariants(model: Any, draws: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    fn = getattr(model, "invariants", None)
+    return {k: np.asarray(v) for k, v in (fn(draws) if fn is not None else {}).items()}
+
+
+def _make_fit(model: Any, eng: Engine, *, params: dict[str, Any], draws: dict[str, np.ndarray], chains: bool,
+              losses: np.ndarray, wall: float, compile_time: float, seed: int, info: dict[str, Any],
+              idata: Any = None) -> Any:
+    """The model's Fit from an engine's draws (leading (chain, draw) axes when ``chains``, else (draw,))."""
+    if not chains:
+        draws = {k: v[None] for k, v in draws.items()}  # one "chain" of independent draws
+    invariants = _invariants(model, draws)
+    if idata is None:
+        flat = {k: v.reshape((-1,) + v.shape[2:]) for k, v in draws.items()}
+        ll = _pointwise(model, flat, batch_ndims=1)
+        n_chain, n_draw = next(iter(draws.values())).shape[:2]
+        ll = {k: v.reshape((n_chain, n_draw) + v.shape[1:]) for k, v in ll.items()}
+        note = {} if eng.family == Family.MCMC else {"note": arviz_io.SVI_NOTE}
+        idata = arviz_io.from_samples({**draws, **invariants}, log_likelihood=ll, observed_data=_observed(model),
+                                      chains=True, attrs={"inference": str(eng.family), "engine": eng.name, **note})
+    elif invariants:
+        idata.posterior = idata.posterior.assign(
+            {k: (("chain", "draw") + tuple(f"{k}_dim_{i}" for i in range(v.ndim - 2)), v)
+             for k, v in invariants.items()})
+    info = {"mcmc": eng.family == Family.MCMC, "engine": eng.name, "family": str(eng.family),
+            "invariants": sorted(invariants), **info}
+    fit_class = model.fit_class
+    return fit_class(model=model, method=eng.name, params=params, idata=idata, losses=np.asarray(losses),
+                     samples={k: v.reshape((-1,) + v.shape[2:]) for k, v in draws.items()},
+                     wall_time=wall, compile_time=compile_time, seed=seed, info=info)
+
+
+# --- variational and optimisation engines ----------------------------------------------------------------------
+_SVI_BUDGET = {"num_steps": 5_000}
+_SVI_OPTIONS = {"learning_rate": 1e-2, "num_particles": 1, "num_draws": 1_000}
+
+
+def _svi_run(make_guide: Callable[[Any, Any, Mapping[str, Any]], Any], point: bool = False) -> Callable[..., Any]:
+    def run(eng: Engine, model: Any, budget: Mapping[str, Any], options: Mapping[str, Any], seed: int,
+            progress: bool) -> Any:
+        t0 = time.perf_counter()
+        num_steps = check_int(budget["num_steps"], "num_steps", minimum=1)
+        lr = check_positive(options["learning_rate"], "learning_rate")
+        num_particles = check_int(options.get("num_particles", 1), "num_particles", minimum=1)
+        num_draws = check_int(options.get("num_draws", 1), "num_draws", minimum=1)
+        guide = make_guide(model.model, _init_strategy(model, seed), options)
+        # Adam on a learning rate decayed along a cosine to 1 %: the variational parameters settle instead of
+        # wandering with the gradient noise of the one-sample ELBO at a constant rate
+        optim = optax.adam(optax.cosine_decay_schedule(lr, num_steps, alpha=0.01))
+        svi = run_svi(model.model, guide, *model.args, optim=optim,
+                      loss=OrderedTraceELBO(num_particles=num_particles),
+                      num_steps=num_steps, seed=seed, progress=progress, desc=eng.name, **model.kwargs)
+        key = jax.random.PRNGKey(seed + 1)
+        n = 1 if point else num_draws
+        draws = guide.sample_posterior(key, svi.params, *model.args, sample_shape=(n,), **model.kwargs)
+        draws = {k: np.asarray(v) for k, v in draws.items() if k in latent_sites(model) or k in _deterministic(model)}
+        params = jax.tree.map(np.asarray, svi.params)  # a flow's parameters are nested
+        info = {"num_steps": num_steps, "final_loss": float(np.mean(svi.losses[-max(1, num_steps // 20):])),
+                "point_estimate": point, "num_draws": n}
+        return _make_fit(model, eng, params=params, draws=draws, chains=False, losses=svi.losses,
+                         wall=time.perf_counter() - t0, compile_time=svi.compile_time, seed=seed, info=info)
+
+    return run
+
+
+def _deterministic(model: Any) -> set[str]:
+    return {k for k, s in model_trace(model).items() if s["type"] == "deterministic"}
+
+
+def _bound(run: Callable[..., Any], name: str) -> Callable[..., Any]:
+    def call(model: Any, budget: Mapping[str, Any], options: Mapping[str, Any], seed: int, progress: bool) -> Any:
+        return run(_REGISTRY[name], model, budget, options, seed, progress)
+
+    return call
+
+
+def svi_engine(name: str, family: Family, description: str, applies_to: str,
+                make_guide: Callable[[Any, Any, Mapping[str, Any]], Any], *, extra: Mapping[str, Any] | None = None,
+                max_dim: int | None = None, why: str = "", point: bool = False) -> Engine:
+    supports = needs_continuous(name)
+    if max_dim is not None:
+        supports = with_max_dimension(name, supports, max_dim, why)
+    # a point estimate has one "draw" and a deterministic objective: no particles, no draws to choose
+    options = {"learning_rate": _SVI_OPTIONS["learning_rate"]} if point else {**_SVI_OPTIONS, **(extra or {})}
+    return register(Engine(name, family, description, applies_to, dict(_SVI_BUDGET), options, supports,
+                           _bound(_svi_run(make_guide, point=point), name)))
+
+
+svi_engine("map", Family.OPTIMISATION, "AutoDelta + SVI: the posterior mode", "continuous latents",
+            lambda m, init, o: ag.AutoDelta(m, init_loc_fn=init), point=True)
+svi_engine("laplace", Family.VARIATIONAL, "AutoLaplaceApproximation: Gaussian at the MAP, inverse Hessian",
+            "continuous latents, moderate dimension",
+            lambda m, init, o: ag.AutoLaplaceApproximation(m, init_loc_fn=init), max_dim=2_000,
+            why="the Hessian is dense")
+svi_engine("meanfield", Family.VARIATIONAL, "AutoNormal: independent Gaussians", "continuous latents",
+            lambda m, init, o: ag.AutoNormal(m, init_loc_fn=init, init_scale=o["init_scale"]),
+            extra={"init_scale": 0.1})
+svi_engine("lowrank", Family.VARIATIONAL, "AutoLowRankMultivariateNormal: low-rank plus diagonal covariance",
+            "continuous latents",
+            lambda m, init, o: ag.AutoLowRankMultivariateNormal(m, init_loc_fn=init, rank=o["rank"],
+                                                                init_scale=o["init_scale"]),
+            extra={"rank": None, "init_scale": 0.1})
+svi_engine("fullrank", Family.VARIATIONAL, "AutoMultivariateNormal: full covariance",
+            "continuous latents, moderate dimension",
+            lambda m, init, o: ag.AutoMultivariateNormal(m, init_loc_fn=init, init_scale=o["init_scale"]),
+            extra={"init_scale": 0.1}, max_dim=2_000, why="the covariance has d^2 parameters")
+svi_engine("flow", Family.VARIATIONAL, "AutoIAFNormal: inverse autoregressive normalising flow",
+            "continuous latents",
+            lambda m, init, o: ag.AutoIAFNormal(m, init_loc_fn=init, num_flows=o["num_flows"],
+                                                hidden_dims=o["hidden_dims"]),
+            extra={"num_flows": 3, "hidden_dims": None, "learning_rate": 3e-3})
+
+
+# --- MCMC engines -------------------------------------------------------------------------------------------
+_MCMC_BUDGET = {"num_warmup": 1_000, "num_samples": 1_000, "num_chains": 4}
+
+
+class _subsample_data_plate(Messenger):
+    """Declare ``subsample_size`` on the model's data plate, so HMCECS can propose subsets of its rows."""
+
+    def __init__(self, fn: Callable, plate: str, subsample_size: int) -> None:
+        super().__init__(fn)
+        self.plate, self.subsample_size = plate, subsample_size
+
+    def process_message(self, msg: dict[str, Any]) -> None:
+        if msg["type"] == "plate" and msg["name"] == self.plate and msg["args"][1] in (None, msg["args"][0]):
+            size = msg["args"][0]
+            if self.subsample_size < size:
+                msg["args"] = (size, self.subsample_size)
+                msg["value"] = None
+
+
+def _plate_size(model: Any) -> int | None:
+    plate = getattr(model, "plate", None)
+    site = model_trace(model).get(plate) if plate else None
+    return None if site is None else int(site["args"][0])
+
+
+def local_latents(model: Any) -> list[str]:
+    """Latent sites inside the data plate (one per row): held-out rows and subsets of rows need them too."""
+    plate = getattr(model, "plate", None)
+    return [k for k, s in latent_sites(model).items() if any(f.name == plate for f in s.get("cond_indep_stack", []))]
+
+
+def _hmcecs_supports(model: Any) -> str | None:
+    reason = needs_continuous("hmcecs")(model)
+    if reason is not None:
+        return reason
+    n = _plate_size(model)
+    if n is None:
+        return f"hmcecs: the model has no data plate named {getattr(model, 'plate', None)!r} to subsample"
+    if local := local_latents(model):
+        return f"hmcecs: latent site {local[0]!r} lives in the {model.plate!r} plate; only global latents can be " \
+               "sampled on subsets of rows"
+    # the observations must be indexed by the plate's indices (obs=y[idx]) for subsets of rows to be scored
+    wrapped = _subsample_data_plate(model.model, model.plate, 2)
+    try:
+        tr = handlers.trace(handlers.seed(wrapped, 0)).get_trace(*model.args, **model.kwargs)
+    except Exception as err:  # noqa: BLE001 - any failure means the model cannot run on a subset
+        return f"hmcecs: the model fails on a subset of its {model.plate!r} plate ({type(err).__name__}); " \
+               "index the observations by the plate (with plate(...) as idx: ... obs=y[idx])"
+    for name, site in tr.items():
+        in_plate = any(f.name == model.plate for f in site.get("cond_indep_stack", []))
+        if site["type"] == "sample" and site["is_observed"] and in_plate:
+            dim = next(f.dim for f in site["cond_indep_stack"] if f.name == model.plate)
+            if np.shape(site["value"])[dim] != 2:
+                return (f"hmcecs: observed site {name!r} is not indexed by the {model.plate!r} plate; write "
+                        "with plate(...) as idx: ... obs=y[idx]")
+    return None
+
+
+def _mcmc_run(make_kernel: Callable[[Any, Any, Mapping[str, Any]], Any],
+              fields: tuple[str, ...] = ()) -> Callable[..., Any]:
+    def run(eng: Engine, model: Any, budget: Mapping[str, Any], options: Mapping[str, Any], seed: int,
+            progress: bool) -> Any:
+        t0 = time.perf_counter()
+        kernel = make_kernel(model, _init_strategy(model, seed), {**options, "seed": seed})
+        chain_method = options.get("chain_method")
+        if chain_method is None and isinstance(kernel, (HMCECS, BarkerMH, SA)) and budget["num_chains"] > 1:
+            # these kernels do not vectorise chains (numpyro 0.22): in parallel on devices, else one by one
+            chain_method = "parallel" if jax.local_device_count() >= budget["num_chains"] else "sequential"
+        r = run_mcmc(kernel, *model.args, num_warmup=budget["num_warmup"], num_samples=budget["num_samples"],
+                     num_chains=budget["num_chains"], seed=seed, progress=progress, chain_method=chain_method,
+                     extra_fields=fields, **model.kwargs)
+        draws = {k: np.asarray(v) for k, v in r.mcmc.get_samples(group_by_chain=True).items()
+                 if k in latent_sites(model) or k in _deterministic(model)}
+        info: dict[str, Any] = {"num_warmup": budget["num_warmup"], "num_samples": budget["num_samples"],
+                                "num_chains": budget["num_chains"], "chain_method": r.chain_method}
+        extra = r.mcmc.get_extra_fields(group_by_chain=True)
+        if "diverging" in extra:
+            info["divergences"] = int(np.sum(np.asarray(extra["diverging"])))
+        if "num_steps" in extra:
+            info["mean_leapfrog_steps"] = float(np.mean(np.asarray(extra["num_steps"])))
+        if isinstance(kernel, HMCECS):
+            info["subsample_size"] = int(options["subsample_size"])
+        # HMCECS samples a model whose data plate is subsampled; its pointwise log-likelihood (and so the
+        # InferenceData) is computed on the model itself, over every row
+        idata = None if isinstance(kernel, HMCECS) else arviz_io.from_mcmc(r.mcmc, attrs={"engine": eng.name})
+        return _make_fit(model, eng, params={k: v.mean(axis=(0, 1)) for k, v in draws.items()}, draws=draws,
+                         chains=True, losses=np.zeros((0,), np.float32), wall=time.perf_counter() - t0,
+                         compile_time=float("nan"), seed=seed, info=info, idata=idata)
+
+    return run
+
+
+def mcmc_engine(name: str, description: str, applies_to: str, make_kernel: Callable[[Any, Any, Mapping], Any], *,
+                 options: Mapping[str, Any], budget: Mapping[str, Any] | None = None,
+                 fields: tuple[str, ...] = (), supports: Callable[[Any], str | None] | None = None) -> Engine:
+    return register(Engine(name, Family.MCMC, description, applies_to, dict(budget or _MCMC_BUDGET),
+                           {"chain_method": None, **options}, supports or needs_continuous(name),
+                           _bound(_mcmc_run(make_kernel, fields), name)))
+
+
+mcmc_engine("nuts", "NumPyro NUTS", "continuous, differentiable latents",
+             lambda m, init, o: NUTS(m.model, init_strategy=init, max_tree_depth=o["max_tree_depth"],
+                                     target_accept_prob=o["target_accept_prob"], dense_mass=o["dense_mass"]),
+             options={"max_tree_depth": 10, "target_accept_prob": 0.8, "dense_mass": False},
+             fields=("diverging", "num_steps"))
+mcmc_engine("hmc", "NumPyro HMC: num_leapfrog steps per draw, adapted step size", "continuous, differentiable latents",
+             lambda m, init, o: HMC(m.model, init_strategy=init, num_steps=o["num_leapfrog"], trajectory_length=None,
+                                    target_accept_prob=o["target_accept_prob"], dense_mass=o["dense_mass"]),
+             options={"num_leapfrog": 16, "target_accept_prob": 0.8, "dense_mass": False},
+             fields=("diverging", "num_steps"))
+mcmc_engine("sa", "NumPyro SA: sample adaptive MCMC, gradient-free", "continuous latents",
+             lambda m, init, o: SA(m.model, init_strategy=init, adapt_state_size=o["adapt_state_size"],
+                                   dense_mass=o["dense_mass"]),
+             options={"adapt_state_size": None, "dense_mass": True},
+             budget={"num_warmup": 10_000, "num_samples": 10_000, "num_chains": 4})
+mcmc_engine("barker", "NumPyro BarkerMH: a gradient-informed random walk", "continuous, differentiable latents",
+             lambda m, init, o: BarkerMH(m.model, init_strategy=init, target_accept_prob=o["target_accept_prob"],
+                                         dense_mass=o["dense_mass"]),
+             options={"target_accept_prob": 0.4, "dense_mass": True},
+             budget={"num_warmup": 2_000, "num_samples": 2_000, "num_chains": 4})
+
+
+def _hmcecs_kernel(model: Any, init: Any, o: Mapping[str, Any]) -> Any:
+    n = _plate_size(model)
+    size = o["subsample_size"] if o["subsample_size"] is not None else max(2, min(n, math.ceil(n / 10)))
+    size = check_int(size, "subsample_size", minimum=1, maximum=n)
+    o = dict(o)
+    o["subsample_size"] = size
+    wrapped = _subsample_data_plate(model.model, model.plate, size)
+    proxy = None
+    if o["map_steps"]:
+        # the Taylor proxy of Quiroz et al. around the MAP keeps the subsampled likelihood's variance small
+        guide = ag.AutoDelta(model.model, init_loc_fn=init)
+        ref = run_svi(model.model, guide, *model.args, learning_rate=1e-2, num_steps=int(o["map_steps"]),
+                      seed=o["seed"], **model.kwargs)
+        proxy = HMCECS.taylor_proxy({k.removesuffix("_auto_loc"): v for k, v in ref.params.items()})
+    return HMCECS(NUTS(wrapped, init_strategy=init), num_blocks=o["num_blocks"], proxy=proxy)
+
+
+mcmc_engine("hmcecs", "NumPyro HMCECS: NUTS on subsets of the data plate (energy-conserving subsampling)",
+             "models with a data plate", _hmcecs_kernel,
+             options={"subsample_size": None, "num_blocks": 1, "map_steps": 1_000},
+             supports=_hmcecs_supports)
+
+
+def markdown_table() -> str:
+    """The engines as a Markdown table (the README's, generated here so that it cannot drift)."""
+    lines = ["| engine | family | what runs | applies to | budget (defaults) |", "| --- | --- | --- | --- | --- |"]
+    for e in _REGISTRY.values():
+        budget = ", ".join(f"`{k}={v:_}`" if isinstance(v, int) else f"`{k}={v}`" for k, v in e.budget.items())
+        lines.append(f"| `{e.name}` | {e.family} | {e.description} | {e.applies_to} | {budget} |")
+    return "\n".join(lines)
