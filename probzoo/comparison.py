@@ -60,7 +60,20 @@ def parse_method(spec: str) -> tuple[str, dict[str, Any]]:
     return m["method"], opts
 
 
+def _rows(value: Any) -> Any:
+    """Array-likes (lists, pandas objects) as numpy arrays so that their rows can be split; a masked array
+    keeps its mask (the model's fit refuses masked values); tuples (settings), callables and the rest pass."""
+    if isinstance(value, (np.ndarray, tuple, str, bytes, dict)) or callable(value) or value is None:
+        return value
+    if isinstance(value, list) or hasattr(value, "__array__"):
+        arr = np.asanyarray(value)
+        return arr if arr.ndim >= 1 and arr.dtype != object else value
+    return value
+
+
 def _split(arrays: Sequence[Any], extras: Mapping[str, Any], test_size: float, seed: int):
+    arrays = [_rows(a) for a in arrays]
+    extras = {k: _rows(v) for k, v in extras.items()}
     n = int(np.shape(arrays[0])[0])
     n_test = max(1, int(round(test_size * n)))
     if n - n_test < 2:
@@ -141,6 +154,11 @@ def compare(
     if not bound and (not isinstance(data, (tuple, list)) or not data):
         raise TypeError("data: expected the tuple of arrays the model's fit takes, e.g. (x, y)")
     specs = [(s, *parse_method(s)) for s in methods]
+    seen: set[str] = set()
+    for label, _, _ in specs:
+        if label in seen:
+            raise ValueError(f"methods: {label!r} appears twice; each method is one row of the table")
+        seen.add(label)
     if bound:
         from probzoo.infer.engines import engine
 

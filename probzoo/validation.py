@@ -16,6 +16,7 @@ import numpy as np
 __all__ = [
     "as_array",
     "check_binary",
+    "check_bool",
     "check_choice",
     "check_int",
     "check_labels",
@@ -51,6 +52,13 @@ def as_array(
         raise TypeError(f"{name}: expected an array, got None")
     if isinstance(x, (str, bytes)):
         raise TypeError(f"{name}: expected a numeric array, got a string")
+    if isinstance(x, np.ma.MaskedArray):
+        # np.asarray would silently drop the mask and use the masked-out values as data
+        n_masked = int(np.ma.count_masked(x))
+        if n_masked:
+            raise ValueError(f"{name}: is a masked array with {n_masked} masked value(s); probzoo neither drops "
+                             "nor fills them: remove those rows or fill the values first")
+        x = np.ma.getdata(x)
     try:
         arr = np.asarray(x)
     except Exception as err:  # ragged lists and the like
@@ -81,6 +89,13 @@ def as_array(
         bad = int(np.size(arr) - np.count_nonzero(np.isfinite(arr)))
         raise ValueError(f"{name}: contains {bad} NaN or infinite value(s)")
     return arr
+
+
+def check_bool(value: Any, name: str) -> bool:
+    """True or False (numpy's bools too); a string such as "False" is refused, not read as truthy."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name}: expected True or False, got {type(value).__name__} {value!r}")
+    return bool(value)
 
 
 def check_same_length(**arrays: np.ndarray) -> int:

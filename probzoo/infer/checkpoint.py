@@ -20,7 +20,8 @@ from typing import Any
 import jax
 import numpy as np
 
-__all__ = ["Checkpoint", "CorruptFileError", "atomic_write", "load_checkpoint", "save_checkpoint", "sha256"]
+__all__ = ["Checkpoint", "CorruptFileError", "atomic_write", "check_resume", "data_digest", "load_checkpoint",
+           "save_checkpoint", "sha256"]
 
 FORMAT = "probzoo-checkpoint-1"
 
@@ -33,6 +34,23 @@ def sha256(data: bytes | np.ndarray) -> str:
     if isinstance(data, np.ndarray):
         data = np.ascontiguousarray(data).tobytes() + str(data.dtype).encode() + str(data.shape).encode()
     return hashlib.sha256(data).hexdigest()
+
+
+def data_digest(*arrays: Any) -> str:
+    """A short SHA-256 of the arrays' bytes, dtypes and shapes: what a checkpoint records of its training data,
+    so that a resume on other data is refused."""
+    h = hashlib.sha256()
+    for a in jax.tree_util.tree_leaves(arrays):
+        if isinstance(a, (np.ndarray, jax.Array)):
+            h.update(sha256(np.asarray(a)).encode())
+    return h.hexdigest()[:16]
+
+
+def check_resume(meta: dict[str, Any], expected: dict[str, Any]) -> None:
+    """Refuse a checkpoint whose recorded identity (settings, data digest, seed) differs from this run's."""
+    diff = [key for key, value in expected.items() if meta.get(key) != value]
+    if diff:
+        raise ValueError(f"resume: the checkpoint was written by a different run (differs in {', '.join(diff)})")
 
 
 def atomic_write(path: str | os.PathLike, write: Any) -> None:

@@ -158,6 +158,8 @@ def load(path: str | os.PathLike) -> Fit:
     """Load a fit written by ``Fit.save``, checking every file against its recorded checksum."""
     from probzoo.zoo import model_class
 
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"path: expected a folder path (str or os.PathLike), got {type(path).__name__}")
     path = Path(path)
     if not path.is_dir():
         raise FileNotFoundError(f"path: no saved fit at {path}")

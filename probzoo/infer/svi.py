@@ -26,7 +26,7 @@ from numpyro.infer.svi import SVIState
 from numpyro.optim import _NumPyroOptim, optax_to_numpyro
 from tqdm.auto import tqdm
 
-from probzoo.infer.checkpoint import load_checkpoint, save_checkpoint
+from probzoo.infer.checkpoint import check_resume, data_digest, load_checkpoint, save_checkpoint
 from probzoo.validation import check_int, check_positive, check_seed
 
 __all__ = ["NonFiniteLossError", "OrderedTraceELBO", "SVIRun", "run_svi"]
@@ -205,12 +205,16 @@ def run_svi(
     first_idx = None if spe is None else jnp.arange(batch_size)
     state = svi.init(key_init, *args, init_params=init_params, _batch_idx=first_idx, **kwargs)
 
+    # what a checkpoint records of its run, and a resume must match: budget, batching, seed and data
+    identity = {"total": total, "batch_size": batch_size, "data_size": data_size, "plate": plate, "seed": seed,
+                "data": data_digest(dyn_args, dyn_kwargs)}
     start, losses_done = 0, np.zeros((0,), np.float32)
     if resume is not None:
         ckpt = load_checkpoint(resume)
         if ckpt.meta.get("total") not in (None, total):
             raise ValueError(f"resume: the checkpoint was written by a run of {ckpt.meta['total']} steps, "
                              f"this run has {total}")
+        check_resume(ckpt.meta, identity)
         state = ckpt.restore(state)
         start, losses_done = ckpt.step, ckpt.losses
 
@@ -288,7 +292,7 @@ def run_svi(
             if checkpoint is not None and checkpoint_every is not None and (
                 step // checkpoint_every > last_ckpt // checkpoint_every or step == total
             ):
-                save_checkpoint(checkpoint, state, step, np.concatenate(loss_parts), total=total)
+                save_checkpoint(checkpoint, state, step, np.concatenate(loss_parts), **identity)
                 last_ckpt = step
             if callback is not None:
                 callback(step, np.concatenate(loss_parts), state)

@@ -16,7 +16,6 @@ Murray 2008), so the model is scored in nats per image.
 
 from __future__ import annotations
 
-import hashlib
 import math
 import os
 import time
@@ -35,7 +34,7 @@ from scipy.special import logsumexp
 from tqdm.auto import tqdm
 
 from probzoo.infer import arviz_io
-from probzoo.infer.checkpoint import load_checkpoint, save_checkpoint
+from probzoo.infer.checkpoint import check_resume, data_digest, load_checkpoint, save_checkpoint
 from probzoo.infer.gibbs import (
     RBMGibbs,
     RBMGibbsState,
@@ -326,10 +325,6 @@ def _make_epoch(tx: optax.GradientTransformation, method: str, k: int, batch_siz
         return jax.lax.scan(lambda s, inp: step(s, V[inp[0]], inp[1]), st, (batches, keys))
 
     return epoch_fn
-
-
-def _data_digest(V: np.ndarray) -> str:
-    return hashlib.sha256(np.ascontiguousarray(V).tobytes()).hexdigest()[:16]
 
 
 # --- the model and its fit -----------------------------------------------------------------------------------
@@ -655,14 +650,11 @@ class RBM(ZooModel):
                 "batch_size": batch_size, "n_chains": n_chains, "learning_rate": learning_rate,
                 "momentum": momentum, "weight_decay": weight_decay, "seed": seed,
                 "init_scale": self.init_scale, "visible_bias": self.visible_bias,
-                "data": _data_digest(V)}
+                "data": data_digest(V)}
         start, losses_done = 0, np.zeros((0,), np.float32)
         if resume is not None:
             ckpt = load_checkpoint(resume)
-            diff = [key for key, value in meta.items() if ckpt.meta.get(key) != value]
-            if diff:
-                raise ValueError(f"resume: the checkpoint was written by a different run (differs in "
-                                 f"{', '.join(diff)})")
+            check_resume(ckpt.meta, meta)
             start = int(ckpt.step)
             if start > epochs:
                 raise ValueError(f"resume: the checkpoint is at epoch {start}, beyond epochs={epochs}")
