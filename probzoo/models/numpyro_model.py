@@ -54,8 +54,11 @@ def _resolve(ref: str) -> Callable | None:
 
 
 def _as_data(value: Any) -> Any:
-    """Arrays (and array-likes) become float32/int numpy arrays; scalars, None and the rest pass unchanged."""
-    if isinstance(value, (np.ndarray, list, tuple)) or hasattr(value, "__array__"):
+    """Arrays (and lists, pandas objects, other array-likes) become float32/int numpy arrays; tuples (often a
+    model's static settings, e.g. layer sizes), scalars, None and the rest pass unchanged."""
+    if isinstance(value, tuple) or np.isscalar(value):
+        return value
+    if isinstance(value, (np.ndarray, list)) or hasattr(value, "__array__"):
         arr = np.asarray(value)
         if arr.dtype.kind == "f":
             return arr.astype(np.float32)

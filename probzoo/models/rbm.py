@@ -715,7 +715,7 @@ class RBM(ZooModel):
                 "n_hidden": self.n_hidden, "n_data": n_data, "data_binary": bool(np.all((V == 0) | (V == 1))),
                 "pseudo_likelihood_note": "epoch_pseudo_likelihood is article-scaled (batch size x mean "
                                           "log sigmoid(F(v~) - F(v))); losses are -n_visible x the same mean"}
-        fit = RBMFit(model=self, method=method, params=params_np, losses=np.concatenate(loss_parts),
+        fit = RBMFit(model=self, method=method, params=params_np, losses=losses,
                      arrays=arrays, wall_time=wall, compile_time=compile_time, seed=seed, info=info)
         if diagnostic_chains > 0:
             draws = fit.sample(num_chains=diagnostic_chains, num_samples=diagnostic_samples, seed=seed,

@@ -45,7 +45,7 @@ from probzoo.infer.result import Fit
 from probzoo.infer.svi import run_svi
 from probzoo.models.base import ZooModel
 from probzoo.models.ukr_kernel import auto_block_size, nadaraya_watson
-from probzoo.validation import as_array, check_choice, check_int, check_positive, check_seed
+from probzoo.validation import as_array, check_bool, check_choice, check_int, check_positive, check_seed
 from probzoo.zoo import ZooEntry, register_entry, register_model
 
 __all__ = ["UKR", "UKRFit", "trustworthiness"]
@@ -99,9 +99,7 @@ class UKR(ZooModel):
         self.latent_dim = check_int(latent_dim, "latent_dim", minimum=1)
         self.bandwidth = check_positive(bandwidth, "bandwidth")
         self.reg = check_positive(reg, "reg")
-        if not isinstance(loo, (bool, np.bool_)):
-            raise TypeError(f"loo: expected True or False, got {type(loo).__name__} {loo!r}")
-        self.loo = bool(loo)
+        self.loo = check_bool(loo, "loo")
         if isinstance(init, str):
             check_choice(init, "init", ("pca", "random"))
             self.init = init
