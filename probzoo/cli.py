@@ -5,13 +5,14 @@ from __future__ import annotations
 import argparse
 import ast
 import html
+import inspect
 import json
 import math
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 __all__ = ["main"]
 
@@ -54,17 +55,53 @@ def _dataset(entry: Any, name: str | None) -> str:
     return name
 
 
-def _overrides(pairs: Sequence[str]) -> dict[str, Any]:
+def _overrides(pairs: Sequence[str], entry: Any, extra: Sequence[str] = ()) -> dict[str, Any]:
+    """``--set key=value`` pairs as fit options; a key the model's ``fit`` does not take is refused here,
+    before any data is loaded or any model trained. Values are Python literals, else kept as text."""
+    accepted = _fit_options(entry) | set(extra)
     out = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key.isidentifier():
             raise UsageError(f"--set expects key=value, got {pair!r}")
+        if accepted and key not in accepted:
+            raise UsageError(f"--set: unknown option {key!r} for {entry.name}; valid options: "
+                             f"{', '.join(sorted(accepted))}")
         try:
             out[key] = ast.literal_eval(value)
         except (ValueError, SyntaxError):
             out[key] = value
     return out
+
+
+def _fit_options(entry: Any) -> set[str]:
+    """The keyword options of the entry's ``fit`` (empty when it takes ``**kwargs``: anything goes)."""
+    params = inspect.signature(entry.model_class.fit).parameters.values()
+    if any(p.kind is p.VAR_KEYWORD for p in params):
+        return set()
+    # set by the command itself, or Python objects a command line cannot give
+    not_options = {"self", "method", "seed", "progress", "callback", "optim"}
+    return {p.name for p in params if p.kind is not p.VAR_POSITIONAL and p.default is not p.empty} - not_options
+
+
+def _seed(text: str) -> int:
+    """argparse type of ``--seed``: an integer in [0, 2**32 - 1]."""
+    from probzoo.validation import SEED_MAX
+
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if not 0 <= value <= SEED_MAX:
+        raise argparse.ArgumentTypeError(f"must lie in [0, {SEED_MAX}], got {value}")
+    return value
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a bad command line is one line on stderr (naming the option) and exit code 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message}\n")
 
 
 def format_table(rows: list[dict[str, Any]], columns: Sequence[str] | None = None) -> str:
@@ -114,7 +151,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
     (method,) = _methods(entry, args.method)
     dataset = _dataset(entry, args.data)
     out = Path(args.out)
-    result = _fit_one(entry, method, dataset, args.seed, not args.quiet, out, {}, _overrides(args.set))
+    result = _fit_one(entry, method, dataset, args.seed, not args.quiet, out, {}, _overrides(args.set, entry))
     row = result["row"]
     text = format_table([row])
     fit = result["fit"]
@@ -136,7 +173,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     methods = _methods(entry, args.methods)
     dataset = _dataset(entry, args.data)
     table, figures = compare_entry(entry, methods, dataset=dataset, seed=args.seed, progress=not args.json,
-                                  out_dir=Path(args.out), **_overrides(args.set))
+                                  out_dir=Path(args.out), **_overrides(args.set, entry, extra=('n',)))
     if args.json:
         print(table.reset_index().to_json(orient="records", double_precision=6))
     else:
@@ -199,7 +236,7 @@ def cmd_tour(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="probzoo", description=__doc__)
+    p = _Parser(prog="probzoo", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
     sub.add_parser("list", help="the models in the zoo").set_defaults(func=cmd_list)
 
@@ -208,7 +245,7 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--method", required=True)
     f.add_argument("--data", default=None, help="data set name (default: the model's own)")
     f.add_argument("--out", default="probzoo-out")
-    f.add_argument("--seed", type=int, default=0)
+    f.add_argument("--seed", type=_seed, default=0)
     f.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a fit option, e.g. epochs=5")
     f.add_argument("--quiet", action="store_true", help="no progress bars")
     f.set_defaults(func=cmd_fit)
@@ -218,14 +255,14 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--methods", required=True, help="comma-separated, e.g. map,meanfield")
     c.add_argument("--data", default=None)
     c.add_argument("--out", default="probzoo-out/compare")
-    c.add_argument("--seed", type=int, default=0)
+    c.add_argument("--seed", type=_seed, default=0)
     c.add_argument("--json", action="store_true", help="print the table as JSON")
     c.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a comparison option")
     c.set_defaults(func=cmd_compare)
 
     t = sub.add_parser("tour", help="every model at a small budget on its default data, with an index.html")
     t.add_argument("--out", default="tour-out")
-    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--seed", type=_seed, default=0)
     t.add_argument("--models", default=None, help="comma-separated subset (default: all)")
     t.add_argument("--quiet", action="store_true", help="no progress bars")
     t.set_defaults(func=cmd_tour)
@@ -234,11 +271,22 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as done:  # --help, or a bad command line already reported in one line
+        return int(done.code or 0)
     try:
         return args.func(args)
     except UsageError as err:
         print(f"probzoo {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except (TypeError, ValueError) as err:
+        # a --set value the fit refused: its message starts with the option's name ("num_steps: ...")
+        key = str(err).partition(":")[0]
+        given = [pair for pair in getattr(args, "set", []) if pair.partition("=")[0] == key]
+        if not given:
+            raise
+        print(f"probzoo {args.command}: error: --set {given[-1]}: {err}", file=sys.stderr)
         return 2
 
 

@@ -132,8 +132,15 @@ def check_probability(value: Any, name: str) -> float:
     return value
 
 
-def check_int(value: Any, name: str, *, minimum: int | None = None, maximum: int | None = None) -> int:
-    """An integer (not a bool, not a float) within the given bounds."""
+# every integer a user passes ends up in a JAX int32 (a loop bound, a shape, an index); larger ones would
+# overflow there with a message naming no argument, so they are refused here
+INT_MAX = 2**31 - 1
+# seeds become 32-bit PRNG keys and numpy Generators
+SEED_MAX = 2**32 - 1
+
+
+def check_int(value: Any, name: str, *, minimum: int | None = None, maximum: int | None = INT_MAX) -> int:
+    """An integer (not a bool, not a float) within the given bounds (at most ``INT_MAX`` unless told)."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name}: expected an integer, got {type(value).__name__} {value!r}")
     value = int(value)
@@ -145,8 +152,8 @@ def check_int(value: Any, name: str, *, minimum: int | None = None, maximum: int
 
 
 def check_seed(seed: Any, name: str = "seed") -> int:
-    """A non-negative integer seed."""
-    return check_int(seed, name, minimum=0)
+    """An integer seed in [0, 2**32 - 1]."""
+    return check_int(seed, name, minimum=0, maximum=SEED_MAX)
 
 
 def check_choice(value: Any, name: str, choices: Iterable[str]) -> str:

@@ -32,6 +32,15 @@ def test_list_shows_the_zoo(capsys):
         (["fit", "mdn", "--method", "mle"], "unknown method mle for mdn; valid methods: map, meanfield, nuts"),
         (["compare", "mdn", "--methods", "map,bogus"], "unknown method bogus for mdn; valid methods"),
         (["compare", "ukr", "--methods", "map", "--data", "moons"], "unknown data set 'moons' for ukr"),
+        (["fit", "mdn", "--method", "map", "--set", "bogus=1"], "--set: unknown option 'bogus' for mdn; valid"),
+        (["compare", "mdn", "--methods", "map", "--set", "epochs=2"], "--set: unknown option 'epochs' for mdn"),
+        (["fit", "mdn", "--method", "map", "--set", "num_steps=ten"],
+         "--set num_steps=ten: num_steps: expected an integer, got str 'ten'"),
+        (["fit", "rbm", "--method", "cd", "--set", "k=0"], "--set k=0: k: must be >= 1, got 0"),
+        (["fit", "mdn", "--method", "map", "--seed", "-1"], "argument --seed: must lie in [0, 4294967295], got -1"),
+        (["fit", "mdn", "--method", "map", "--seed", str(2**64)], "argument --seed: must lie in [0, 4294967295]"),
+        (["compare", "mdn", "--methods", "map", "--seed", "x"], "argument --seed: expected an integer, got 'x'"),
+        (["fit", "mdn"], "the following arguments are required: --method"),
     ],
 )
 def test_usage_errors_exit_2_with_one_line(capsys, argv, message):

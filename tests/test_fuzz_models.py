@@ -1,7 +1,11 @@
-"""Bad input to every model's constructor, fit and prediction methods (property-based).
+"""Input to every model's constructor, fit and prediction methods, bad and good (property-based).
 
-Each case must raise ValueError or TypeError whose message names the offending argument: never a NaN
-fit, a silently coerced array or a crash deep inside JAX.
+Bad input must raise ValueError or TypeError whose message names the offending argument: never a NaN
+fit, a silently coerced array or a crash deep inside JAX. Good input in any form a user holds it in
+(lists, tuples, float64, read-only, Fortran-ordered or strided arrays, pandas, JAX arrays, integers for
+binary data, masked arrays with nothing masked) at any scale from 1e-6 to 1e6 must give exactly the
+answer of the same numbers as a float32 array, and never a NaN; a masked array with a masked entry is
+refused.
 """
 
 from __future__ import annotations
@@ -10,7 +14,16 @@ import re
 
 import numpy as np
 import pytest
-from fuzzing import ARRAY_CORRUPTIONS, SCALAR_CORRUPTIONS, bad_arrays, bad_scalar
+from fuzzing import (
+    ARRAY_CORRUPTIONS,
+    ARRAY_FORMS,
+    SCALAR_CORRUPTIONS,
+    as_form,
+    bad_arrays,
+    bad_scalar,
+    masked_arrays,
+    valid_arrays,
+)
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -227,3 +240,94 @@ def test_rbm_likelihood_needs_binary(rbm_fit):
     raises_naming("V", rbm_fit.log_likelihood, V, method="exact")
     raises_naming("method", rbm_fit.log_likelihood, (V > 0.4).astype(np.float32), method="magic")
     raises_naming("num_samples", rbm_fit.sample, num_chains=2, num_samples=0)
+
+
+# --- good input in every form: the float32 answer, exactly ---------------------------------------------------
+SURFACE = settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+
+def _as_numpy(result):
+    if isinstance(result, dict):
+        return {k: np.asarray(v) for k, v in result.items()}
+    if isinstance(result, tuple):
+        return tuple(np.asarray(v) for v in result)
+    return np.asarray(result)
+
+
+def assert_same_answer(fn, base_args, form_args, name):
+    want, got = _as_numpy(fn(*base_args)), _as_numpy(fn(*form_args))
+    for w, g in zip(*(list(r.values()) if isinstance(r, dict) else r if isinstance(r, tuple) else [r]
+                      for r in (want, got)), strict=True):
+        np.testing.assert_array_equal(g, w, err_msg=name)
+        assert not np.isnan(w).any(), f"{name}: NaN in the answer"
+
+
+def _surface(fit, fns, arg_specs, draw_form):
+    """Every function, with each array argument in turn given in a drawn form (the others as float32)."""
+    bases = [draw_form(spec) for spec in arg_specs]
+    for label, fn, positions in fns:
+        for i in positions:
+            form, base, value = bases[i]
+            args = [bases[j][1] for j in positions]
+            form_args = [value if j == i else bases[j][1] for j in positions]
+            assert_same_answer(fn, args, form_args, f"{label}, argument {i} as {form}")
+
+
+MDN_ARGS = [dict(shape=(10, 1), low=0.1, high=1.0), dict(shape=(10,), low=-1.0, high=1.0)]
+
+
+@given(data=st.data())
+@SURFACE
+def test_mdn_methods_give_the_float32_answer_for_every_form_and_scale(mdn_fit, data):
+    f = mdn_fit
+    fns = [("predict", f.predict, [0]), ("mean", f.mean, [0]), ("quantiles", f.quantiles, [0]),
+           ("sample", lambda x: f.sample(x, num_samples=3, seed=1), [0]),
+           ("log_likelihood", f.log_likelihood, [0, 1]), ("cdf", f.cdf, [0, 1]),
+           ("responsibilities", f.responsibilities, [0, 1])]
+    _surface(f, fns, MDN_ARGS, lambda spec: data.draw(valid_arrays(**spec)))
+
+
+@given(data=st.data())
+@SURFACE
+def test_ukr_vae_rbm_methods_give_the_float32_answer_for_every_form_and_scale(ukr_fit, vae_fit, rbm_fit, data):
+    draw = lambda spec: data.draw(valid_arrays(**spec))  # noqa: E731
+    _surface(ukr_fit, [("transform", lambda Y: ukr_fit.transform(Y, num_iters=5), [0])],
+             [dict(shape=(7, 3), low=-1.0, high=1.0)], draw)
+    _surface(ukr_fit, [("inverse_transform", ukr_fit.inverse_transform, [0])],
+             [dict(shape=(7, 2), low=-1.0, high=1.0)], draw)
+    _surface(vae_fit, [("predict_proba", vae_fit.predict_proba, [0]), ("embed", vae_fit.embed, [0]),
+                       ("reconstruct", vae_fit.reconstruct, [0])], [dict(shape=(9, 2), low=-3.0, high=3.0)], draw)
+    _surface(rbm_fit, [("free_energy", rbm_fit.free_energy, [0]), ("hidden_probs", rbm_fit.hidden_probs, [0]),
+                       ("pseudo_likelihood", rbm_fit.pseudo_likelihood, [0]),
+                       ("log_likelihood", lambda V: rbm_fit.log_likelihood(V, method="exact"), [0])],
+             [dict(shape=(8, 12), integer=True)], draw)
+
+
+@given(data=st.data())
+@SURFACE
+def test_masked_entries_are_refused_by_every_method(mdn_fit, ukr_fit, vae_fit, rbm_fit, data):
+    x = np.full((10, 1), 0.5, np.float32)
+    raises_naming("x", mdn_fit.predict, data.draw(masked_arrays((10, 1), 0.1, 1.0)))
+    raises_naming("y", mdn_fit.log_likelihood, x, data.draw(masked_arrays((10,), -1.0, 1.0)))
+    raises_naming("Y_new", ukr_fit.transform, data.draw(masked_arrays((7, 3), -1.0, 1.0)))
+    raises_naming("Z", ukr_fit.inverse_transform, data.draw(masked_arrays((7, 2), -1.0, 1.0)))
+    raises_naming("X", vae_fit.predict, data.draw(masked_arrays((9, 2), -3.0, 3.0)))
+    raises_naming("V", rbm_fit.free_energy, data.draw(masked_arrays((8, 12))))
+
+
+@pytest.fixture(scope="module")
+def float32_losses():
+    x, y = pz.data.two_branch(n=64, seed=0)
+    return pz.MDN(n_components=2, hidden=(8,)).fit(x, y, num_steps=8, batch_size=32, seed=0).losses
+
+
+@given(data=st.data())
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_mdn_fit_is_the_same_for_every_form_of_its_data(float32_losses, data):
+    x, y = pz.data.two_branch(n=64, seed=0)
+    form_x = data.draw(st.sampled_from([f for f in ARRAY_FORMS if f != "integer"]))
+    form_y = data.draw(st.sampled_from([f for f in ARRAY_FORMS if f != "integer"]))
+    x_form, y_form = as_form(form_x, x), as_form(form_y, y)
+    got = pz.MDN(n_components=2, hidden=(8,)).fit(x_form, y_form, num_steps=8, batch_size=32, seed=0).losses
+    np.testing.assert_array_equal(got, float32_losses, err_msg=f"x as {form_x}, y as {form_y}")
+

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import jax.numpy as jnp
 import numpy as np
 import numpyro
@@ -101,3 +106,128 @@ def test_metrics_refuse_nan_and_empty_input_and_match_sparse_label_ids():
     true = np.array([0, 0, 2**40, 2**40, 7])
     pred = np.array([5, 5, 0, 0, 0])
     assert pz.metrics.cluster_accuracy(true, pred) == pytest.approx(4 / 5)   # 2 x 2 table, not 2^40 wide
+
+
+# --- saved fits ------------------------------------------------------------------------------------------------
+def _rbm_fit(seed=0):
+    """A saved-fit candidate that costs no training: an RBM from given weights."""
+    rng = np.random.default_rng(seed)
+    params = {"W": rng.normal(0, 0.1, (6, 3)).astype(np.float32), "b": np.zeros(6, np.float32),
+              "c": np.zeros(3, np.float32)}
+    return pz.RBM(n_hidden=3).from_params(params)
+
+
+def _same_fit(a, b):
+    for key in ("W", "b", "c"):
+        np.testing.assert_array_equal(np.asarray(a.params[key]), np.asarray(b.params[key]))
+    assert a.model.get_config() == b.model.get_config()
+
+
+def test_meta_json_is_under_its_own_checksum(tmp_path):
+    path = _rbm_fit().save(tmp_path / "fit")
+    meta = (path / "meta.json").read_bytes()
+    at = meta.index(b'"n_hidden": 3') + len(b'"n_hidden": ')
+    (path / "meta.json").write_bytes(meta[:at] + bytes([meta[at] ^ 1]) + meta[at + 1:])  # 3 -> 2: one bit
+    with pytest.raises(pz.infer.CorruptFileError, match=r"meta.json fails its checksum"):
+        pz.load(path)
+
+
+def test_overwrite_never_leaves_the_path_without_a_loadable_fit(tmp_path, monkeypatch):
+    from probzoo.infer import atomic
+
+    old, new = _rbm_fit(0), _rbm_fit(1)
+    path = old.save(tmp_path / "fit")
+    # a failure while writing the new fit: the old one stays, no temporary folder stays
+    monkeypatch.setattr(np, "savez", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt()))
+    with pytest.raises(KeyboardInterrupt):
+        new.save(path, overwrite=True)
+    monkeypatch.undo()
+    _same_fit(pz.load(path), old)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fit"]
+    # where the system cannot swap two folders atomically, a writer killed between its two renames leaves
+    # the old fit under a backup name; the next load (or save) puts it back
+    monkeypatch.setattr(atomic, "_exchange", lambda a, b: False)
+    renames = []
+    real_rename = os.rename
+
+    def rename_then_die(src, dst):
+        renames.append((src, dst))
+        if len(renames) == 2:
+            raise KeyboardInterrupt  # stands for SIGKILL: nothing after this line runs in the writer
+        real_rename(src, dst)
+
+    monkeypatch.setattr(os, "rename", rename_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        new.save(path, overwrite=True)
+    monkeypatch.setattr(os, "rename", real_rename)
+    assert not path.exists()
+    backup = renames[0][1]
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    Path(backup).rename(Path(str(backup).replace(f"-{os.getpid()}-", f"-{int(dead.stdout)}-")))  # its writer died
+    _same_fit(pz.load(path), old)
+    new.save(path, overwrite=True)
+    _same_fit(pz.load(path), new)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fit"]
+
+
+def test_save_cleans_up_after_killed_writers_and_never_replaces_other_folders(tmp_path):
+    dead = int(subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                              text=True).stdout)
+    for leftover in (f".fit.probzoo-tmp-{dead}-0a1b2c3d", f".other.probzoo-tmp-{dead}-0a1b2c3d"):
+        (tmp_path / leftover).mkdir()
+        (tmp_path / leftover / "arrays.npz").write_bytes(b"half written")
+    live = tmp_path / f".fit.probzoo-tmp-{os.getpid()}-0a1b2c3d"   # a save still running in this process
+    live.mkdir()
+    _rbm_fit().save(tmp_path / "fit")
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        ["fit", f".other.probzoo-tmp-{dead}-0a1b2c3d", live.name])  # only the dead writer's, only this path's
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "notes.txt").write_text("a user's file")
+    with pytest.raises(FileExistsError, match=r"^path: .* is not a saved probzoo fit; refusing to replace it"):
+        _rbm_fit().save(work, overwrite=True)
+    assert (work / "notes.txt").read_text() == "a user's file"
+
+
+def test_checkpoint_header_is_under_its_checksum(tmp_path):
+    from probzoo.infer.checkpoint import load_checkpoint, save_checkpoint
+
+    path = tmp_path / "state.ckpt"
+    save_checkpoint(path, {"w": np.ones(3, np.float32)}, step=40, losses=np.zeros(40), seed=7)
+    assert load_checkpoint(path).step == 40
+    with np.load(path) as z:
+        arrays = dict(z.items())
+    arrays["header"] = np.frombuffer(bytes(arrays["header"]).replace(b'"step": 40', b'"step": 50'), np.uint8)
+    np.savez(path, **arrays)
+    path.with_suffix(".ckpt.npz").rename(path)
+    with pytest.raises(pz.infer.CorruptFileError, match=r"header of .* fails its checksum"):
+        load_checkpoint(path)
+
+
+# --- crashes on valid input, bounds -----------------------------------------------------------------------------
+def test_mdn_trains_on_targets_of_any_spread():
+    x, y = pz.data.two_branch(n=400, seed=0)
+    for scale in (1e3, 1e6):
+        fit = pz.MDN(n_components=2, hidden=(16,)).fit(x, y * scale, num_steps=60, seed=0)
+        assert np.all(np.isfinite(fit.losses))
+        means = fit.predict(x[:20])["means"]
+        assert np.all(np.isfinite(means)) and np.all(np.abs(means) < 10 * scale * np.abs(y).max())
+
+
+def test_frozen_sampler_reports_undefined_diagnostics_not_a_crash():
+    V = np.zeros((64, 16), np.float32)
+    V[:, 8:] = 1.0                          # one pattern: a huge learning rate saturates every unit
+    with pytest.warns(UserWarning, match="chains never moved"):
+        fit = pz.RBM(n_hidden=8).fit(V, epochs=3, learning_rate=50.0, batch_size=16, diagnostic_samples=20)
+    assert np.isnan(fit.info["free_energy_ess"]) and np.isnan(fit.info["free_energy_r_hat"])
+
+
+def test_seeds_and_integer_budgets_have_upper_bounds():
+    x, y = pz.data.two_branch(n=20, seed=0)
+    with pytest.raises(ValueError, match=r"^seed: must be <= 4294967295, got 18446744073709551616"):
+        pz.MDN().fit(x, y, seed=2**64)
+    with pytest.raises(ValueError, match=r"^seed: must be <= 4294967295"):
+        pz.data.two_branch(n=20, seed=2**32)
+    with pytest.raises(ValueError, match=r"^k: must be <= 2147483647, got 2147483648"):
+        pz.RBM(n_hidden=2).fit(np.ones((8, 4), np.float32), k=2**31)
+    assert pz.data.two_branch(n=5, seed=2**32 - 1)[0].shape == (5, 1)

@@ -11,6 +11,7 @@ import warnings
 from collections.abc import Mapping
 from typing import Any
 
+import jax
 import numpy as np
 
 with warnings.catch_warnings():
@@ -104,13 +105,29 @@ def compare(fits: Mapping[str, az.InferenceData], var_name: str | None = None):
 
 
 def rhat(idata_or_array: Any, **kwargs: Any):
-    """``az.rhat``: on an InferenceData or on an array of shape (chain, draw)."""
+    """``az.rhat``: on an InferenceData or Dataset, or a float for an array of shape (chain, draw)."""
+    if isinstance(idata_or_array, (np.ndarray, jax.Array)):
+        return _scalar(az.rhat, idata_or_array, **kwargs)
     return az.rhat(idata_or_array, **kwargs)
 
 
 def ess(idata_or_array: Any, **kwargs: Any):
-    """``az.ess`` (bulk by default)."""
+    """``az.ess`` (bulk by default): on an InferenceData or Dataset, or a float for an array (chain, draw)."""
+    if isinstance(idata_or_array, (np.ndarray, jax.Array)):
+        return _scalar(az.ess, idata_or_array, **kwargs)
     return az.ess(idata_or_array, **kwargs)
+
+
+def _scalar(stat: Any, draws: Any, **kwargs: Any) -> float:
+    # chains that never move (a sampler frozen by saturated weights) have no within-chain variance: their
+    # r_hat and ESS are undefined, not the number of draws that az.ess reports for a constant array
+    draws = np.asarray(draws)
+    per_chain = draws.reshape(draws.shape[0] if draws.ndim > 1 else 1, -1)
+    if per_chain.size == 0 or np.all(per_chain.max(axis=1) == per_chain.min(axis=1)):
+        return float("nan")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return float(np.asarray(stat(draws, **kwargs)).item())
 
 
 def netcdf_safe(idata: az.InferenceData, sep: str = ".") -> az.InferenceData:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,8 +19,10 @@ from typing import Any
 import jax
 import numpy as np
 
-__all__ = ["Checkpoint", "CorruptFileError", "atomic_write", "check_resume", "data_digest", "load_checkpoint",
-           "save_checkpoint", "sha256"]
+from probzoo.infer.atomic import atomic_write
+
+__all__ = ["Checkpoint", "CorruptFileError", "atomic_write", "check_resume", "data_digest", "json_checksum",
+           "load_checkpoint", "save_checkpoint", "sha256"]
 
 FORMAT = "probzoo-checkpoint-1"
 
@@ -34,6 +35,12 @@ def sha256(data: bytes | np.ndarray) -> str:
     if isinstance(data, np.ndarray):
         data = np.ascontiguousarray(data).tobytes() + str(data.dtype).encode() + str(data.shape).encode()
     return hashlib.sha256(data).hexdigest()
+
+
+def json_checksum(record: dict[str, Any]) -> str:
+    """SHA-256 of a JSON record in canonical form (sorted keys, no spaces): the same record read back from
+    its file gives the same digest, and any changed byte of a value gives another."""
+    return sha256(json.dumps(record, sort_keys=True, separators=(",", ":")).encode())
 
 
 def data_digest(*arrays: Any) -> str:
@@ -51,23 +58,6 @@ def check_resume(meta: dict[str, Any], expected: dict[str, Any]) -> None:
     diff = [key for key, value in expected.items() if meta.get(key) != value]
     if diff:
         raise ValueError(f"resume: the checkpoint was written by a different run (differs in {', '.join(diff)})")
-
-
-def atomic_write(path: str | os.PathLike, write: Any) -> None:
-    """Call ``write(fileobj)`` on a temporary file next to ``path``, fsync it, then rename it into place."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            write(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 @dataclass
@@ -106,6 +96,7 @@ def save_checkpoint(path: str | os.PathLike, state: Any, step: int, losses: np.n
         "losses_checksum": sha256(losses),
         "meta": meta,
     }
+    header["header_checksum"] = json_checksum(header)
     arrays = {f"leaf_{i}": a for i, a in enumerate(leaves)}
     arrays["losses"] = losses
     arrays["header"] = np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)
@@ -128,6 +119,8 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
         raise CorruptFileError(f"resume: {path} has no readable header; not a probzoo checkpoint") from err
     if header.get("format") != FORMAT:
         raise CorruptFileError(f"resume: {path} is not a {FORMAT} file")
+    if header.pop("header_checksum", None) != json_checksum(header):
+        raise CorruptFileError(f"resume: the header of {path} fails its checksum; the file is corrupt")
     leaves = [files.get(f"leaf_{i}") for i in range(header["n_leaves"])]
     if any(a is None for a in leaves) or "losses" not in files:
         raise CorruptFileError(f"resume: {path} is missing arrays; the file is incomplete")

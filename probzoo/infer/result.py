@@ -3,15 +3,15 @@
 A fit holds the learned parameters, posterior draws where the method has them, the loss trace, timing
 and an ``arviz.InferenceData``. ``fit.save(path)`` writes a folder with ``arrays.npz`` (params, draws
 and any data the fit needs), ``idata.nc`` (netCDF) and ``meta.json`` (model, configuration, method,
-timing and a SHA-256 of every file), and ``probzoo.load(path)`` rebuilds the same fit exactly.
+timing, a SHA-256 of every file and one of itself), and ``probzoo.load(path)`` rebuilds the same fit
+exactly or refuses a changed or damaged folder. A save never leaves the path without a loadable fit: the
+new folder is written beside it and swapped in (see :mod:`probzoo.infer.atomic`).
 """
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,11 +20,14 @@ from typing import Any
 import numpy as np
 
 from probzoo.infer import arviz_io
-from probzoo.infer.checkpoint import CorruptFileError, sha256
+from probzoo.infer.atomic import clean_stale, replace_folder
+from probzoo.infer.checkpoint import CorruptFileError, json_checksum, sha256
 
 __all__ = ["Fit", "load"]
 
-FORMAT = "probzoo-fit-1"
+FORMAT = "probzoo-fit-2"
+# fits saved before meta.json carried its own checksum: still read
+_LEGACY_FORMATS = ("probzoo-fit-1",)
 _SEP = "/"
 
 
@@ -113,14 +116,16 @@ class Fit:
         _flatten(self.samples, "samples", flat)
         _flatten(self.arrays, "arrays", flat)
         flat["losses"] = np.asarray(self.losses)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
-        try:
-            with open(tmp / "arrays.npz", "wb") as fh:
+        if path.exists() and not _is_saved_fit(path):
+            # overwrite=True replaces a saved fit, never a folder (or file) of something else
+            raise FileExistsError(f"path: {path} exists and is not a saved probzoo fit; refusing to replace it")
+
+        def write(folder: Path) -> None:
+            with open(folder / "arrays.npz", "wb") as fh:
                 np.savez(fh, **flat)
             files = ["arrays.npz"]
             if self.idata is not None:
-                arviz_io.to_netcdf(self.idata, str(tmp / "idata.nc"))
+                arviz_io.to_netcdf(self.idata, str(folder / "idata.nc"))
                 files.append("idata.nc")
             meta = {
                 "format": FORMAT,
@@ -132,15 +137,14 @@ class Fit:
                 "compile_time": self.compile_time,
                 "seed": self.seed,
                 "info": self.info,
-                "checksums": {f: sha256((tmp / f).read_bytes()) for f in files},
+                "checksums": {f: sha256((folder / f).read_bytes()) for f in files},
             }
-            (tmp / "meta.json").write_text(json.dumps(meta, indent=1, default=_json_default))
-            if path.exists():
-                shutil.rmtree(path)
-            os.replace(tmp, path)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
+            # the checksum covers the record as it will be read back (tuples as lists, numpy scalars as numbers)
+            meta = json.loads(json.dumps(meta, default=_json_default))
+            meta["meta_checksum"] = json_checksum(meta)
+            (folder / "meta.json").write_text(json.dumps(meta, indent=1))
+
+        replace_folder(write, path)
         return path
 
 
@@ -154,6 +158,26 @@ def _json_default(obj: Any) -> Any:
     raise TypeError(f"save: cannot store {type(obj).__name__} in the fit's metadata")
 
 
+def _read_meta(path: Path) -> dict[str, Any]:
+    try:
+        meta = json.loads((path / "meta.json").read_text())
+    except (OSError, ValueError) as err:
+        raise CorruptFileError(f"path: {path}/meta.json is missing or unreadable ({err})") from None
+    if not isinstance(meta, dict) or meta.get("format") not in (FORMAT, *_LEGACY_FORMATS):
+        raise CorruptFileError(f"path: {path} is not a {FORMAT} folder")
+    if meta["format"] == FORMAT and meta.pop("meta_checksum", None) != json_checksum(meta):
+        raise CorruptFileError(f"path: {path}/meta.json fails its checksum; it was changed or corrupted")
+    return meta
+
+
+_FILES = {"arrays.npz", "idata.nc", "meta.json"}
+
+
+def _is_saved_fit(path: Path) -> bool:
+    """A folder holding nothing but a fit's files (possibly a corrupted fit: it may be overwritten too)."""
+    return path.is_dir() and not path.is_symlink() and {p.name for p in path.iterdir()} <= _FILES
+
+
 def load(path: str | os.PathLike) -> Fit:
     """Load a fit written by ``Fit.save``, checking every file against its recorded checksum."""
     from probzoo.zoo import model_class
@@ -161,14 +185,10 @@ def load(path: str | os.PathLike) -> Fit:
     if not isinstance(path, (str, os.PathLike)):
         raise TypeError(f"path: expected a folder path (str or os.PathLike), got {type(path).__name__}")
     path = Path(path)
+    clean_stale(path)  # puts back a fit whose replacement was interrupted where renames are not atomic
     if not path.is_dir():
         raise FileNotFoundError(f"path: no saved fit at {path}")
-    try:
-        meta = json.loads((path / "meta.json").read_text())
-    except (OSError, ValueError) as err:
-        raise CorruptFileError(f"path: {path}/meta.json is missing or unreadable ({err})") from None
-    if meta.get("format") != FORMAT:
-        raise CorruptFileError(f"path: {path} is not a {FORMAT} folder")
+    meta = _read_meta(path)
     for name, digest in meta.get("checksums", {}).items():
         f = path / name
         if not f.is_file() or sha256(f.read_bytes()) != digest:

@@ -263,7 +263,7 @@ class MDN(ZooModel):
             s0 = max(sy / K, 2.0 * self.min_scale)
             gain = jnp.asarray(np.concatenate([np.full(K, out_gain), np.full(K, out_gain * sy),
                                                np.full(K, out_gain)]), jnp.float32)
-            bias = np.concatenate([np.zeros(K), q, np.full(K, math.log(math.expm1(s0 - self.min_scale)))])
+            bias = np.concatenate([np.zeros(K), q, np.full(K, _inverse_softplus(s0 - self.min_scale))])
             # without hidden layers the output layer is the first one: keep its centring of x
             centring = params[last]["bias"] * gain if not self.hidden else 0.0
             params[last] = {"kernel": params[last]["kernel"] * gain,
@@ -661,6 +661,11 @@ def _init_fn(net: MLP, d: int) -> Callable:
 
 
 @lru_cache(maxsize=16)
+def _inverse_softplus(u: float) -> float:
+    """log(exp(u) - 1) without overflow: u + log(1 - exp(-u)) (a spread of y of 1e6 needs it)."""
+    return u + math.log(-math.expm1(-u))
+
+
 def _forward_fn(n_components: int, hidden: tuple[int, ...], activation: str, min_scale: float) -> Callable:
     """Jitted forward pass over posterior draws, one per architecture (fits of one shape share it):
     draws of the weights (S, ...) and x (n, d) -> log mixing weights, means, scales, each (S, n, K)."""
