@@ -38,10 +38,13 @@ def test_small_mnist_unsupervised_uses_the_clusters(mnist_small, tmp_path):
     X, t = mnist_small
     fit = ClusteringVAE().fit(X, method="enum", epochs=5, seed=0, n_reconstructions=8)
     scores = fit.evaluate(X, t, num_samples=4)
-    # a small budget (100 steps): well above chance (about 0.11 here) and no collapse onto a few clusters;
-    # the full-budget runs (docs/clustering_vae.md) use all 10 clusters
-    assert scores["clusters_used"] >= 5, scores
-    assert scores["accuracy"] >= 0.27 and scores["nmi"] >= 0.15, scores
+    # a small budget (100 steps): well above chance and no collapse onto one or two clusters. The claim,
+    # not one run, sets the thresholds: random assignments of these 2,000 images to 5 clusters score an
+    # accuracy of about 0.12 (sd 0.007) and an NMI of about 0.005; seeds 0-7 of this fit gave accuracy
+    # 0.215-0.324, NMI 0.150-0.336 and 4-7 clusters used, so a fit that lands anywhere in that spread (as
+    # another processor's rounding may make it) passes, and one at chance or collapsed fails
+    assert scores["clusters_used"] >= 3, scores
+    assert scores["accuracy"] >= 0.17 and scores["nmi"] >= 0.08, scores
     assert fit.reconstruct(X[:4]).shape == (4, 784) and fit.embed(X[:4]).shape == (4, 2)
     g = fit.generate(0, n=6, seed=2)
     assert g.shape == (6, 784) and g.min() >= 0 and g.max() <= 1
@@ -63,9 +66,10 @@ def test_small_mnist_semi_supervised_anchors_clusters_to_labels(mnist_small):
     fit = ClusteringVAE().fit(X, labels=labels, method="enum", epochs=6, seed=0, n_reconstructions=0)
     unl = labels < 0
     pred = fit.predict(X[unl])
-    # cluster k *is* class k (no matching needed) once labels anchor the clusters
-    # 0.73 here; weighing labelled rows like unlabelled ones (labelled_weight=1) gives 0.64
-    assert np.mean(pred == t[unl]) >= 0.68, np.mean(pred == t[unl])
+    # cluster k *is* class k (no matching needed) once labels anchor the clusters: chance is 0.10; seeds 0-7
+    # (labels and training) gave 0.700-0.768, mean 0.741, sd 0.024, so 0.60 lies 5.8 sd below the mean
+    # and far above what unanchored clusters give (about 0.1 without matching)
+    assert np.mean(pred == t[unl]) >= 0.60, np.mean(pred == t[unl])
     assert fit.info["n_labelled"] == 100
     # by default a labelled row weighs (unlabelled rows) / (labelled rows), as the article's per-batch means
     assert fit.info["labelled_scale"] == pytest.approx(1900 / 100)
