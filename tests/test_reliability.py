@@ -83,6 +83,19 @@ def test_resume_refuses_a_checkpoint_of_another_run(tmp_path):
     run_svi(normal_model, AutoNormal(normal_model), y, seed=0, resume=ckpt, **kw)  # the same run resumes
 
 
+def test_resume_refuses_a_checkpoint_of_another_model_configuration(tmp_path):
+    """Same parameter shapes, other model or settings: the checkpoint's arrays would fit, the run would not."""
+    x, y = pz.data.two_branch(n=64, seed=0)
+    ckpt = tmp_path / "mdn.ckpt"
+    kw = dict(num_steps=20, batch_size=None, seed=0)
+    pz.MDN(n_components=2, hidden=(4,)).fit(x, y, checkpoint=ckpt, checkpoint_every=10, **kw)
+    with pytest.raises(ValueError, match=r"^resume: .*differs in settings"):
+        pz.MDN(n_components=2, hidden=(4,), activation="tanh").fit(x, y, resume=ckpt, **kw)
+    with pytest.raises(ValueError, match=r"^resume: .*differs in settings"):
+        pz.MDN(n_components=2, hidden=(4,)).fit(x, y, resume=ckpt, learning_rate=0.5, **kw)
+    pz.MDN(n_components=2, hidden=(4,)).fit(x, y, resume=ckpt, **kw)
+
+
 def test_boolean_flags_refuse_strings():
     with pytest.raises(TypeError, match="^grid: expected True or False, got str 'False'"):
         pz.data.saddle(n=16, grid="False")

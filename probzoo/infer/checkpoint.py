@@ -55,6 +55,8 @@ def data_digest(*arrays: Any) -> str:
 
 def check_resume(meta: dict[str, Any], expected: dict[str, Any]) -> None:
     """Refuse a checkpoint whose recorded identity (settings, data digest, seed) differs from this run's."""
+    # compared as they are stored: through JSON (tuples as lists)
+    expected = json.loads(json.dumps(expected, default=str))
     diff = [key for key, value in expected.items() if meta.get(key) != value]
     if diff:
         raise ValueError(f"resume: the checkpoint was written by a different run (differs in {', '.join(diff)})")

@@ -151,6 +151,7 @@ def run_svi(
     checkpoint: str | os.PathLike | None = None,
     checkpoint_every: int | None = None,
     resume: str | os.PathLike | None = None,
+    settings: dict[str, Any] | None = None,
     desc: str = "SVI",
     **kwargs: Any,
 ) -> SVIRun:
@@ -161,7 +162,8 @@ def run_svi(
     in chunks of about ``chunk_size`` steps (whole epochs when minibatching), so Python runs once a chunk.
     ``init_params`` continues from given parameter values. ``checkpoint``/``checkpoint_every`` save the
     full SVI state atomically every so many steps (at the next chunk end); ``resume`` continues from such a
-    file and ends with exactly the parameters of an uninterrupted run. ``callback(step, losses, state)``
+    file and ends with exactly the parameters of an uninterrupted run; it refuses a checkpoint of another run
+(budget, batching, seed, data or the caller's ``settings`` differ). ``callback(step, losses, state)``
     is called after every chunk.
     """
     seed = check_seed(seed)
@@ -206,8 +208,9 @@ def run_svi(
     state = svi.init(key_init, *args, init_params=init_params, _batch_idx=first_idx, **kwargs)
 
     # what a checkpoint records of its run, and a resume must match: budget, batching, seed and data
+    # and whatever else the caller names in ``settings`` (the model's configuration, method, learning rate)
     identity = {"total": total, "batch_size": batch_size, "data_size": data_size, "plate": plate, "seed": seed,
-                "data": data_digest(dyn_args, dyn_kwargs)}
+                "data": data_digest(dyn_args, dyn_kwargs), "settings": settings}
     start, losses_done = 0, np.zeros((0,), np.float32)
     if resume is not None:
         ckpt = load_checkpoint(resume)

@@ -450,6 +450,8 @@ class ClusteringVAE(ZooModel):
             optim=_optimiser(learning_rate), loss=loss, epochs=epochs, batch_size=batch_size, seed=seed,
             progress=progress, callback=callback, checkpoint=checkpoint, checkpoint_every=checkpoint_every,
             resume=resume, desc=f"ClusteringVAE/{method}", method=method, labelled_batch=batch_size,
+            settings={"model": "ClusteringVAE", "config": self.get_config(), "method": method,
+                      "learning_rate": learning_rate},
             schedule_steps=steps, labelled_scale=float(labelled_scale),
         )
         params = {k: v for k, v in run.params.items()}

@@ -339,7 +339,8 @@ class MDN(ZooModel):
         run = run_svi(self.model, guide, x, y, optim=optim, learning_rate=lr, loss=loss, num_steps=num_steps,
                       batch_size=batch_size, seed=seed, progress=progress, callback=callback,
                       checkpoint=checkpoint, checkpoint_every=checkpoint_every, resume=resume,
-                      desc=f"MDN {method}")
+                      settings={"model": "MDN", "config": self.get_config(), "method": method,
+                                "learning_rate": lr, "schedule": schedule}, desc=f"MDN {method}")
         params = {k: v for k, v in run.params.items() if not k.endswith("$params")}
         if num_draws is None:
             num_draws = 1 if method == "map" else 100

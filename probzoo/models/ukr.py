@@ -277,7 +277,8 @@ class UKR(ZooModel):
 
         run = run_svi(self.model, guide, Y, optim=optim, num_steps=num_steps, seed=seed, progress=progress,
                       chunk_size=chunk_size, callback=on_chunk, checkpoint=checkpoint,
-                      checkpoint_every=checkpoint_every, resume=resume, desc="UKR map")
+                      checkpoint_every=checkpoint_every, resume=resume, desc="UKR map",
+                      settings={"model": "UKR", "config": self.get_config(), "learning_rate": learning_rate})
         return run, guide, history
 
     def _fit_map(self, Y, X0, seed, progress, num_steps, learning_rate, optim, chunk_size, history_every,
