@@ -55,12 +55,15 @@ def clean_stale(path: str | os.PathLike) -> None:
         m = _TEMP.match(entry.name)
         if not m or m["name"] != path.name or _alive(int(m["pid"])):
             continue
-        if m["kind"] == "old" and not os.path.lexists(path):
-            os.rename(entry, path)  # the writer died between moving the old folder away and the new one in
-        elif entry.is_dir() and not entry.is_symlink():
-            shutil.rmtree(entry, ignore_errors=True)
-        else:
-            entry.unlink(missing_ok=True)
+        try:
+            if m["kind"] == "old" and not os.path.lexists(path):
+                os.rename(entry, path)  # the writer died between moving the old folder away and the new one in
+            elif entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                entry.unlink(missing_ok=True)
+        except OSError:  # a folder this process may only read (a shared store): leave it to its owner
+            continue
 
 
 def _fsync_tree(folder: Path) -> None:
