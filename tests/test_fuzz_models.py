@@ -246,31 +246,30 @@ def test_rbm_likelihood_needs_binary(rbm_fit):
 SURFACE = settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
-def _as_numpy(result):
+def _leaves(result) -> list[np.ndarray]:
     if isinstance(result, dict):
-        return {k: np.asarray(v) for k, v in result.items()}
+        return [np.asarray(v) for v in result.values()]
     if isinstance(result, tuple):
-        return tuple(np.asarray(v) for v in result)
-    return np.asarray(result)
+        return [np.asarray(v) for v in result]
+    return [np.asarray(result)]
 
 
-def assert_same_answer(fn, base_args, form_args, name):
-    want, got = _as_numpy(fn(*base_args)), _as_numpy(fn(*form_args))
-    for w, g in zip(*(list(r.values()) if isinstance(r, dict) else r if isinstance(r, tuple) else [r]
-                      for r in (want, got)), strict=True):
-        np.testing.assert_array_equal(g, w, err_msg=name)
-        assert not np.isnan(w).any(), f"{name}: NaN in the answer"
-
-
-def _surface(fit, fns, arg_specs, draw_form):
-    """Every function, with each array argument in turn given in a drawn form (the others as float32)."""
+def _differences(fns, arg_specs, draw_form) -> list[str]:
+    """Every function, with each array argument in turn given in a drawn form (the others as float32): the
+    calls whose answer differs from the float32 arrays' answer in any bit, or holds a NaN."""
     bases = [draw_form(spec) for spec in arg_specs]
+    found = []
     for label, fn, positions in fns:
         for i in positions:
-            form, base, value = bases[i]
-            args = [bases[j][1] for j in positions]
-            form_args = [value if j == i else bases[j][1] for j in positions]
-            assert_same_answer(fn, args, form_args, f"{label}, argument {i} as {form}")
+            form, _, value = bases[i]
+            want = _leaves(fn(*[bases[j][1] for j in positions]))
+            got = _leaves(fn(*[value if j == i else bases[j][1] for j in positions]))
+            name = f"{label}, argument {i} as {form}"
+            if len(got) != len(want) or not all(np.array_equal(g, w) for g, w in zip(got, want, strict=False)):
+                found.append(f"{name}: another answer")
+            elif any(np.isnan(w).any() for w in want):
+                found.append(f"{name}: NaN in the answer")
+    return found
 
 
 MDN_ARGS = [dict(shape=(10, 1), low=0.1, high=1.0), dict(shape=(10,), low=-1.0, high=1.0)]
@@ -284,23 +283,24 @@ def test_mdn_methods_give_the_float32_answer_for_every_form_and_scale(mdn_fit, d
            ("sample", lambda x: f.sample(x, num_samples=3, seed=1), [0]),
            ("log_likelihood", f.log_likelihood, [0, 1]), ("cdf", f.cdf, [0, 1]),
            ("responsibilities", f.responsibilities, [0, 1])]
-    _surface(f, fns, MDN_ARGS, lambda spec: data.draw(valid_arrays(**spec)))
+    assert _differences(fns, MDN_ARGS, lambda spec: data.draw(valid_arrays(**spec))) == []
 
 
 @given(data=st.data())
 @SURFACE
 def test_ukr_vae_rbm_methods_give_the_float32_answer_for_every_form_and_scale(ukr_fit, vae_fit, rbm_fit, data):
     draw = lambda spec: data.draw(valid_arrays(**spec))  # noqa: E731
-    _surface(ukr_fit, [("transform", lambda Y: ukr_fit.transform(Y, num_iters=5), [0])],
-             [dict(shape=(7, 3), low=-1.0, high=1.0)], draw)
-    _surface(ukr_fit, [("inverse_transform", ukr_fit.inverse_transform, [0])],
-             [dict(shape=(7, 2), low=-1.0, high=1.0)], draw)
-    _surface(vae_fit, [("predict_proba", vae_fit.predict_proba, [0]), ("embed", vae_fit.embed, [0]),
-                       ("reconstruct", vae_fit.reconstruct, [0])], [dict(shape=(9, 2), low=-3.0, high=3.0)], draw)
-    _surface(rbm_fit, [("free_energy", rbm_fit.free_energy, [0]), ("hidden_probs", rbm_fit.hidden_probs, [0]),
-                       ("pseudo_likelihood", rbm_fit.pseudo_likelihood, [0]),
-                       ("log_likelihood", lambda V: rbm_fit.log_likelihood(V, method="exact"), [0])],
-             [dict(shape=(8, 12), integer=True)], draw)
+    found = _differences([("transform", lambda Y: ukr_fit.transform(Y, num_iters=5), [0])],
+                         [dict(shape=(7, 3), low=-1.0, high=1.0)], draw)
+    found += _differences([("inverse_transform", ukr_fit.inverse_transform, [0])],
+                          [dict(shape=(7, 2), low=-1.0, high=1.0)], draw)
+    found += _differences([("predict_proba", vae_fit.predict_proba, [0]), ("embed", vae_fit.embed, [0]),
+                           ("reconstruct", vae_fit.reconstruct, [0])], [dict(shape=(9, 2), low=-3.0, high=3.0)], draw)
+    found += _differences([("free_energy", rbm_fit.free_energy, [0]), ("hidden_probs", rbm_fit.hidden_probs, [0]),
+                           ("pseudo_likelihood", rbm_fit.pseudo_likelihood, [0]),
+                           ("log_likelihood", lambda V: rbm_fit.log_likelihood(V, method="exact"), [0])],
+                          [dict(shape=(8, 12), integer=True)], draw)
+    assert found == []
 
 
 @given(data=st.data())

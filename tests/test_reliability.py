@@ -163,10 +163,24 @@ def test_overwrite_never_leaves_the_path_without_a_loadable_fit(tmp_path, monkey
     renames = []
     real_rename = os.rename
 
-    def rename_then_die(src, dst):
+    def second_rename_fails(src, dst):  # an ordinary error (not a kill): the writer puts the old fit back itself
         renames.append((src, dst))
         if len(renames) == 2:
-            raise KeyboardInterrupt  # stands for SIGKILL: nothing after this line runs in the writer
+            raise OSError("disk full")
+        real_rename(src, dst)
+
+    monkeypatch.setattr(os, "rename", second_rename_fails)
+    with pytest.raises(OSError, match="disk full"):
+        new.save(path, overwrite=True)
+    monkeypatch.setattr(os, "rename", real_rename)
+    _same_fit(pz.load(path), old)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fit"]
+    renames.clear()
+
+    def rename_then_die(src, dst):
+        renames.append((src, dst))
+        if len(renames) >= 2:
+            raise KeyboardInterrupt  # stands for SIGKILL: no later rename (nor any clean-up) runs in the writer
         real_rename(src, dst)
 
     monkeypatch.setattr(os, "rename", rename_then_die)

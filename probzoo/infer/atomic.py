@@ -135,7 +135,11 @@ def replace_folder(write: Callable[[Path], None], path: str | os.PathLike) -> Pa
         else:
             backup = temp_sibling(path, "old")
             os.rename(path, backup)
-            os.rename(tmp, path)
+            try:
+                os.rename(tmp, path)
+            except BaseException:
+                os.rename(backup, path)  # put the old fit back now (a killed writer's is put back by clean_stale)
+                raise
             shutil.rmtree(backup, ignore_errors=True)
         _fsync_dir(path.parent)
     except BaseException:

@@ -162,8 +162,8 @@ def run_svi(
     in chunks of about ``chunk_size`` steps (whole epochs when minibatching), so Python runs once a chunk.
     ``init_params`` continues from given parameter values. ``checkpoint``/``checkpoint_every`` save the
     full SVI state atomically every so many steps (at the next chunk end); ``resume`` continues from such a
-    file and ends with exactly the parameters of an uninterrupted run; it refuses a checkpoint of another run
-(budget, batching, seed, data or the caller's ``settings`` differ). ``callback(step, losses, state)``
+    file and ends with exactly the parameters of an uninterrupted run; it refuses a checkpoint of another
+    run (budget, batching, seed, data or the caller's ``settings`` differ). ``callback(step, losses, state)``
     is called after every chunk.
     """
     seed = check_seed(seed)

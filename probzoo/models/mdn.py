@@ -661,12 +661,12 @@ def _init_fn(net: MLP, d: int) -> Callable:
     return jax.jit(lambda key: net.init(key, jnp.zeros((1, d))))
 
 
-@lru_cache(maxsize=16)
 def _inverse_softplus(u: float) -> float:
     """log(exp(u) - 1) without overflow: u + log(1 - exp(-u)) (a spread of y of 1e6 needs it)."""
     return u + math.log(-math.expm1(-u))
 
 
+@lru_cache(maxsize=16)
 def _forward_fn(n_components: int, hidden: tuple[int, ...], activation: str, min_scale: float) -> Callable:
     """Jitted forward pass over posterior draws, one per architecture (fits of one shape share it):
     draws of the weights (S, ...) and x (n, d) -> log mixing weights, means, scales, each (S, n, K)."""
