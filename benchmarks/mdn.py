@@ -119,7 +119,10 @@ print(json.dumps({{"fit_call_s": t1 - t0, "train_wall_s": fit.wall_time, "compil
 
 def cold_start(n: int) -> dict[str, float]:
     """A first default fit in a fresh process: every compilation and first-call cost included."""
-    out = subprocess.run([sys.executable, "-c", COLD.format(n=n)], capture_output=True, text=True, check=True)
+    env = {**os.environ, "PROBZOO_COMPILATION_CACHE": "0"}    # cold: no compiled program from an earlier run
+    env.pop("JAX_COMPILATION_CACHE_DIR", None)
+    out = subprocess.run([sys.executable, "-c", COLD.format(n=n)], capture_output=True, text=True, check=True,
+                         env=env)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 

@@ -14,7 +14,11 @@ import importlib
 from typing import Any
 
 from probzoo import data, metrics, validation
+from probzoo.cache import enable_compilation_cache
 from probzoo.infer.result import Fit, load
+
+# compiled programs persist across processes (see probzoo.cache; off with PROBZOO_COMPILATION_CACHE=0)
+enable_compilation_cache()
 
 __version__ = "0.1.0"
 

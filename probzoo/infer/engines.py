@@ -211,11 +211,11 @@ def _svi_run(make_guide: Callable[[Any, Any, Mapping[str, Any]], Any], point: bo
                       num_steps=num_steps, seed=seed, progress=progress, desc=eng.name, **model.kwargs)
         key = jax.random.PRNGKey(seed + 1)
         n = 1 if point else num_draws
-        draws = guide.sample_posterior(key, svi.params, *model.args, sample_shape=(n,), **model.kwargs)
+        draws = svi.sample_posterior(key, n)
         draws = {k: np.asarray(v) for k, v in draws.items() if k in latent_sites(model) or k in _deterministic(model)}
         params = jax.tree.map(np.asarray, svi.params)  # a flow's parameters are nested
         info = {"num_steps": num_steps, "final_loss": float(np.mean(svi.losses[-max(1, num_steps // 20):])),
-                "point_estimate": point, "num_draws": n}
+                "point_estimate": point, "num_draws": n, "setup_time": svi.setup_time}
         return _make_fit(model, eng, params=params, draws=draws, chains=False, losses=svi.losses,
                          wall=time.perf_counter() - t0, compile_time=svi.compile_time, seed=seed, info=info)
 

@@ -17,6 +17,7 @@ from numpyro.infer import Predictive
 from numpyro.infer.util import log_likelihood
 
 from probzoo.infer import arviz_io
+from probzoo.infer.programs import call_compiled, fresh_guide
 
 __all__ = ["guide_draws", "mcmc_inference_data", "svi_inference_data"]
 
@@ -24,7 +25,11 @@ __all__ = ["guide_draws", "mcmc_inference_data", "svi_inference_data"]
 def guide_draws(guide: Callable, params: Mapping[str, Any], num_samples: int, seed: int,
                 *args: Any, **kwargs: Any) -> dict[str, np.ndarray]:
     """``num_samples`` draws of every latent site of ``guide`` at ``params`` (leading axis = draw)."""
-    draws = Predictive(guide, params=dict(params), num_samples=num_samples)(jax.random.PRNGKey(seed), *args, **kwargs)
+
+    def program(key: Any, params: dict[str, Any], args: tuple, kwargs: dict[str, Any]) -> dict[str, Any]:
+        return Predictive(fresh_guide(guide), params=params, num_samples=num_samples)(key, *args, **kwargs)
+
+    draws = call_compiled(program, jax.random.PRNGKey(seed), dict(params), tuple(args), dict(kwargs))
     return {k: np.asarray(v) for k, v in draws.items() if not k.startswith("_")}
 
 
@@ -49,15 +54,22 @@ def svi_inference_data(
     call it with the observations left out (for the posterior predictive of the sites in ``observed``).
     """
     kwargs = dict(kwargs or {})
-    fixed_model = handlers.substitute(model, data=dict(params))
     if posterior is None:
         posterior = guide_draws(guide, params, num_samples, seed, *args, **kwargs)
     posterior = {k: np.asarray(v) for k, v in posterior.items()}
-    ll = log_likelihood(fixed_model, posterior, *args, **kwargs)
+
+    def pointwise(params: dict[str, Any], posterior: dict[str, Any], args: tuple, kwargs: dict[str, Any]) -> Any:
+        return log_likelihood(handlers.substitute(model, data=params), posterior, *args, **kwargs)
+
+    def predict(key: Any, params: dict[str, Any], posterior: dict[str, Any], args: tuple,
+                kwargs: dict[str, Any]) -> Any:
+        return Predictive(handlers.substitute(model, data=params), posterior_samples=posterior,
+                          return_sites=list(observed))(key, *args, **kwargs)
+
+    ll = call_compiled(pointwise, dict(params), posterior, tuple(args), kwargs)
     ll = {k: np.asarray(v) for k, v in ll.items() if k in observed}
-    pred_args = list(predictive_args) if predictive_args is not None else list(args)
-    pp = Predictive(fixed_model, posterior_samples=posterior, return_sites=list(observed))(
-        jax.random.PRNGKey(seed + 1), *pred_args, **kwargs)
+    pred_args = tuple(predictive_args) if predictive_args is not None else tuple(args)
+    pp = call_compiled(predict, jax.random.PRNGKey(seed + 1), dict(params), posterior, pred_args, kwargs)
     pp = {k: np.asarray(v) for k, v in pp.items() if k in observed}
     attrs = {"inference": "svi", "note": arviz_io.SVI_NOTE, **(attrs or {})}
     idata = arviz_io.from_samples(posterior, log_likelihood=ll, posterior_predictive=pp,

@@ -12,8 +12,9 @@ from __future__ import annotations
 import math
 import os
 import time
+import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import jax
@@ -23,10 +24,13 @@ import optax
 from numpyro import handlers
 from numpyro.infer import SVI, Trace_ELBO
 from numpyro.infer.svi import SVIState
+from numpyro.infer.util import compute_log_probs
 from numpyro.optim import _NumPyroOptim, optax_to_numpyro
+from numpyro.util import _validate_model, check_model_guide_match
 from tqdm.auto import tqdm
 
 from probzoo.infer.checkpoint import check_resume, data_digest, load_checkpoint, save_checkpoint
+from probzoo.infer.programs import call_compiled, fresh_guide, guide_posterior, is_array
 from probzoo.validation import check_int, check_positive, check_seed
 
 __all__ = ["NonFiniteLossError", "OrderedTraceELBO", "SVIRun", "run_svi"]
@@ -37,21 +41,54 @@ class NonFiniteLossError(FloatingPointError):
 
 
 class OrderedTraceELBO(Trace_ELBO):
-    """``Trace_ELBO`` whose per-site terms are summed in sorted order of the site names.
+    """``Trace_ELBO`` whose per-site terms are formed and summed in sorted order of the site names.
 
-    NumPyro's ``Trace_ELBO`` adds the terms in the order of a Python set of site names, which the
-    per-process string-hash salt reorders, so its loss agrees across interpreters only to float32
-    rounding. Summed in sorted order the loss is bit-identical in every process (the gradient of a sum
-    never depended on the order).
+    NumPyro's ``Trace_ELBO`` forms the terms log p - log q in the order of a Python set of site names,
+    which the per-process string-hash salt reorders: the loss then agrees across interpreters only to
+    float32 rounding, and the traced program differs from one process to the next, so the persistent
+    compilation cache never finds it again. In sorted order the program and the loss are the same in every
+    process (the gradient of a sum never depended on the order).
     """
 
     def __init__(self, num_particles: int = 1, vectorize_particles: bool = True) -> None:
-        super().__init__(num_particles=num_particles, vectorize_particles=vectorize_particles, sum_sites=False)
+        super().__init__(num_particles=num_particles, vectorize_particles=vectorize_particles)
 
-    def loss_with_mutable_state(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
-        out = super().loss_with_mutable_state(*args, **kwargs)
-        terms = out["loss"]
-        return {**out, "loss": sum((terms[k] for k in sorted(terms)), start=jnp.array(0.0))}
+    def loss_with_mutable_state(self, rng_key: Any, param_map: dict[str, Any], model: Callable, guide: Callable,
+                                *args: Any, **kwargs: Any) -> dict[str, Any]:
+        if self.multi_sample_guide:   # NumPyro's own path, its terms then summed in sorted order
+            self.sum_sites = False
+            try:
+                out = super().loss_with_mutable_state(rng_key, param_map, model, guide, *args, **kwargs)
+            finally:
+                self.sum_sites = True
+            return {**out, "loss": sum((out["loss"][k] for k in sorted(out["loss"])), start=jnp.array(0.0))}
+
+        def particle(key: Any) -> tuple[Any, Any]:
+            # NumPyro's single-particle ELBO (numpyro.infer.elbo.Trace_ELBO), its sites taken in sorted order
+            params = param_map.copy()
+            model_seed, guide_seed = jax.random.split(key)
+            guide_log_probs, guide_trace = compute_log_probs(handlers.seed(guide, guide_seed), args, kwargs,
+                                                             param_map)
+            mutable = {n: site["value"] for n, site in guide_trace.items() if site["type"] == "mutable"}
+            params.update(mutable)
+            replayed = handlers.replay(handlers.seed(model, model_seed), guide_trace)
+            model_log_probs, model_trace = compute_log_probs(replayed, args, kwargs, params)
+            check_model_guide_match(model_trace, guide_trace)
+            _validate_model(model_trace, plate_warning="loose")
+            mutable.update({n: site["value"] for n, site in model_trace.items() if site["type"] == "mutable"})
+            zero = jnp.array(0.0)
+            elbo = sum((model_log_probs.get(n, zero) - guide_log_probs.get(n, zero)
+                        for n in sorted(set(model_log_probs) | set(guide_log_probs))), start=zero)
+            if mutable and self.num_particles > 1:
+                warnings.warn("mutable state is currently ignored when num_particles > 1.", stacklevel=2)
+                mutable = {}
+            return elbo, (mutable or None)
+
+        if self.num_particles == 1:
+            elbo, mutable_state = particle(rng_key)
+            return {"loss": -elbo, "mutable_state": mutable_state}
+        elbos, mutable_state = self.vectorize_particles_fn(particle, jax.random.split(rng_key, self.num_particles))
+        return {"loss": -jnp.mean(elbos), "mutable_state": mutable_state}
 
 
 @dataclass
@@ -61,15 +98,23 @@ class SVIRun:
     params: dict[str, Any]
     losses: np.ndarray
     state: SVIState
-    svi: SVI
+    guide: Callable
     wall_time: float
+    setup_time: float
     compile_time: float
     num_steps: int
     steps_per_epoch: int | None
+    args: tuple = ()  # the data the run was given (references, not copies)
+    kwargs: dict[str, Any] = field(default_factory=dict)
 
     @property
     def run_time(self) -> float:
-        return self.wall_time - self.compile_time
+        """Seconds of optimisation: the wall time less set-up (initial state, final parameters) and compilation."""
+        return self.wall_time - self.setup_time - self.compile_time
+
+    def sample_posterior(self, rng_key: Any, num_draws: int) -> dict[str, np.ndarray]:
+        """``num_draws`` draws from the fitted guide, given the run's data (one compiled program)."""
+        return guide_posterior(self.guide, rng_key, self.params, num_draws, *self.args, **self.kwargs)
 
 
 def _with_batch(fn: Callable, plate: str) -> Callable:
@@ -85,7 +130,7 @@ def _with_batch(fn: Callable, plate: str) -> Callable:
 def _split_static(tree: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     dynamic, static = {}, {}
     for k, v in tree.items():
-        (dynamic if isinstance(v, (np.ndarray, jax.Array)) else static)[k] = v
+        (dynamic if is_array(v) else static)[k] = v
     return dynamic, static
 
 
@@ -194,9 +239,9 @@ def run_svi(
         if checkpoint is None:
             raise ValueError("checkpoint: checkpoint_every needs a checkpoint path")
 
-    svi = SVI(_with_batch(model, plate), _with_batch(guide, plate), _as_optim(optim, learning_rate),
-              loss if loss is not None else OrderedTraceELBO())
-    dyn_args = [a if isinstance(a, (np.ndarray, jax.Array)) else None for a in args]
+    optimiser = _as_optim(optim, learning_rate)
+    loss = loss if loss is not None else OrderedTraceELBO()
+    dyn_args = [a if is_array(a) else None for a in args]
     static_args = [None if d is not None else a for a, d in zip(args, dyn_args, strict=True)]
     dyn_kwargs, static_kwargs = _split_static(kwargs)
 
@@ -205,7 +250,18 @@ def run_svi(
 
     key_init, key_data = jax.random.split(jax.random.PRNGKey(seed))
     first_idx = None if spe is None else jnp.arange(batch_size)
-    state = svi.init(key_init, *args, init_params=init_params, _batch_idx=first_idx, **kwargs)
+
+    def traced_svi(dargs: list[Any], dkw: dict[str, Any], init: dict[str, Any] | None = None) -> tuple[SVI, SVIState]:
+        # every compiled program below sets up its own SVI and guide while it is traced (see
+        # probzoo.infer.programs): NumPyro's set-up, run eagerly, would compile op by op
+        svi = SVI(_with_batch(model, plate), _with_batch(fresh_guide(guide), plate), optimiser, loss)
+        return svi, svi.init(key_init, *call_args(dargs), init_params=init, _batch_idx=first_idx, **dkw,
+                             **static_kwargs)
+
+    t_call = time.perf_counter()
+    state = call_compiled(lambda d, k, i: traced_svi(d, k, i)[1], dyn_args, dyn_kwargs, init_params)
+    jax.block_until_ready(state)
+    setup_time = time.perf_counter() - t_call
 
     # what a checkpoint records of its run, and a resume must match: budget, batching, seed and data
     # and whatever else the caller names in ``settings`` (the model's configuration, method, learning rate)
@@ -221,18 +277,20 @@ def run_svi(
         state = ckpt.restore(state)
         start, losses_done = ckpt.step, ckpt.losses
 
-    def one_step(st: SVIState, idx: Any, dargs: list[Any], dkw: dict[str, Any]) -> tuple[SVIState, Any]:
+    def one_step(svi: SVI, st: SVIState, idx: Any, dargs: list[Any], dkw: dict[str, Any]) -> tuple[SVIState, Any]:
         return svi.update(st, *call_args(dargs), _batch_idx=idx, **dkw, **static_kwargs)
 
     def steps_fn(st, dargs, dkw, length):
-        return jax.lax.scan(lambda s, _: one_step(s, None, dargs, dkw), st, None, length=length)
+        svi = traced_svi(dargs, dkw)[0]
+        return jax.lax.scan(lambda s, _: one_step(svi, s, None, dargs, dkw), st, None, length=length)
 
     def epoch_segment(st, epoch, dargs, dkw, length):
+        svi = traced_svi(dargs, dkw)[0]
         perm = jax.random.permutation(jax.random.fold_in(key_data, epoch), data_size)
 
         def body(s, pos):
             idx = jax.lax.dynamic_slice_in_dim(perm, pos * batch_size, batch_size)
-            return one_step(s, idx, dargs, dkw)
+            return one_step(svi, s, idx, dargs, dkw)
 
         return jax.lax.scan(body, st, jnp.arange(length))
 
@@ -269,7 +327,6 @@ def run_svi(
     loss_parts = [losses_done]
     step = start
     last_ckpt = start
-    t_start = time.perf_counter()
     bar = tqdm(total=total, initial=start, desc=desc, disable=not progress, leave=False, dynamic_ncols=True)
     try:
         for kind, first, length in plan:
@@ -302,13 +359,19 @@ def run_svi(
     finally:
         bar.close()
     jax.block_until_ready(state)
-    wall = time.perf_counter() - t_start
+    t_params = time.perf_counter()
+    params = call_compiled(lambda st, d, k: traced_svi(d, k)[0].get_params(st), state, dyn_args, dyn_kwargs)
+    jax.block_until_ready(params)
+    t_end = time.perf_counter()
     return SVIRun(
-        params=svi.get_params(state),
+        params=params,
         losses=np.concatenate(loss_parts),
         state=state,
-        svi=svi,
-        wall_time=wall,
+        guide=guide,
+        args=tuple(args),
+        kwargs=dict(kwargs),
+        wall_time=t_end - t_call,
+        setup_time=setup_time + (t_end - t_params),
         compile_time=compile_time,
         num_steps=total,
         steps_per_epoch=spe,

@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Callable, Mapping, Sequence
-from functools import cached_property, lru_cache
+from functools import cached_property, lru_cache, partial
 from pathlib import Path
 from typing import Any
 
@@ -247,7 +247,8 @@ class MDN(ZooModel):
         collapsing onto one another early in training.
         """
         params = _init_fn(self.net, d)(jax.random.PRNGKey(seed))["params"]
-        params = jax.tree.map(jnp.asarray, {k: dict(v) for k, v in params.items()})
+        # adapted in NumPy (float64, then float32): a handful of small arrays, not worth a program each
+        params = jax.tree.map(lambda a: np.asarray(a, np.float64), {k: dict(v) for k, v in params.items()})
         if x is not None and y is not None:
             K = self.n_components
             x = np.asarray(x, np.float64)
@@ -255,19 +256,17 @@ class MDN(ZooModel):
             mx, sx = x.mean(0), x.std(0)
             sx = np.where(sx > 0, sx, 1.0)
             first, last = "Dense_0", f"Dense_{len(self.hidden)}"
-            kernel = params[first]["kernel"] / jnp.asarray(sx[:, None], jnp.float32)
-            params[first] = {"kernel": kernel,
-                             "bias": params[first]["bias"] - jnp.asarray(mx, jnp.float32) @ kernel}
+            kernel = params[first]["kernel"] / sx[:, None]
+            params[first] = {"kernel": kernel, "bias": params[first]["bias"] - mx @ kernel}
             sy = float(y.std()) or 1.0
             q = np.quantile(y, (np.arange(K) + 0.5) / K)
             s0 = max(sy / K, 2.0 * self.min_scale)
-            gain = jnp.asarray(np.concatenate([np.full(K, out_gain), np.full(K, out_gain * sy),
-                                               np.full(K, out_gain)]), jnp.float32)
+            gain = np.concatenate([np.full(K, out_gain), np.full(K, out_gain * sy), np.full(K, out_gain)])
             bias = np.concatenate([np.zeros(K), q, np.full(K, _inverse_softplus(s0 - self.min_scale))])
             # without hidden layers the output layer is the first one: keep its centring of x
             centring = params[last]["bias"] * gain if not self.hidden else 0.0
-            params[last] = {"kernel": params[last]["kernel"] * gain,
-                            "bias": jnp.asarray(bias, jnp.float32) + centring}
+            params[last] = {"kernel": params[last]["kernel"] * gain, "bias": bias + centring}
+        params = jax.tree.map(lambda a: jnp.asarray(a, jnp.float32), params)
         return _flat_sites(params)
 
     # training
@@ -345,10 +344,10 @@ class MDN(ZooModel):
         if num_draws is None:
             num_draws = 1 if method == "map" else 100
         num_draws = check_int(num_draws, "num_draws", minimum=1)
-        draws = guide.sample_posterior(jax.random.PRNGKey(seed), params, sample_shape=(num_draws,))
+        draws = run.sample_posterior(jax.random.PRNGKey(seed), num_draws)
         draws = {k: v for k, v in draws.items() if k.startswith(NET + "/")}
         info = {"n_train": n, "d": d, "num_steps": num_steps, "batch_size": batch_size, "learning_rate": lr,
-                "schedule": schedule, "steps_per_epoch": run.steps_per_epoch}
+                "schedule": schedule, "steps_per_epoch": run.steps_per_epoch, "setup_time": run.setup_time}
         fit = MDNFit.build(self, method, x, draws, params=_nest(params), losses=run.losses,
                            wall_time=run.wall_time, compile_time=run.compile_time, seed=seed, info=info)
         fit.idata = fit.inference_data(x, y, seed=seed)
@@ -427,8 +426,8 @@ class MDNFit(Fit):
         ref = x[np.linspace(0, len(x) - 1, min(len(x), 256)).astype(int)]
         fit = cls(model=mdn, method=method, samples=_nest(draws),
                   arrays={"x_reference": ref, "order": np.zeros((0, mdn.n_components), np.int32)}, **kw)
-        mu = fit._forward(fit._draws, jnp.asarray(ref))[1]          # (S, m, K)
-        fit.arrays["order"] = np.asarray(jnp.argsort(mu.mean(axis=1), axis=-1), np.int32)
+        mu = np.asarray(fit._forward(fit._draws, jnp.asarray(ref))[1])          # (S, m, K)
+        fit.arrays["order"] = np.argsort(mu.mean(axis=1), axis=-1).astype(np.int32)
         return fit
 
     def inference_data(self, x: Any, y: Any, seed: int = 0) -> Any:
@@ -439,14 +438,13 @@ class MDNFit(Fit):
         mass: its one draw is stored twice, and PSIS-LOO then equals the in-sample density (p_loo = 0).
         """
         x, y = _as_xy(x, y, width=int(self.info["d"]))
-        logw, mu, sigma = self._components(x)
-        mixture = dist.MixtureSameFamily(dist.Categorical(logits=logw), dist.Normal(mu, sigma))
-        ll = mixture.log_prob(jnp.asarray(y))
-        pp = mixture.sample(jax.random.PRNGKey(check_seed(seed) + 1))
-        posterior = {k.replace("/", "."): v for k, v in self._draws.items()}
+        comps = self._components(x)
+        ll, pp = (np.asarray(a) for a in _score_and_predict(*comps, jnp.asarray(y),
+                                                             jax.random.PRNGKey(check_seed(seed) + 1)))
+        posterior = {k.replace("/", "."): np.asarray(v) for k, v in self._draws.items()}
         if self.num_draws == 1:
-            posterior, ll, pp = ({k: jnp.repeat(v, 2, 0) for k, v in posterior.items()},
-                                 jnp.repeat(ll, 2, 0), jnp.repeat(pp, 2, 0))
+            posterior, ll, pp = ({k: np.repeat(v, 2, 0) for k, v in posterior.items()},
+                                 np.repeat(ll, 2, 0), np.repeat(pp, 2, 0))
         attrs = {"model": "MDN", "method": self.method, "inference": "svi", "note": arviz_io.SVI_NOTE}
         return arviz_io.from_samples(posterior, log_likelihood={"y": ll}, posterior_predictive={"y": pp},
                                      observed_data={"y": y}, constant_data={"x": x}, attrs=attrs)
@@ -479,8 +477,9 @@ class MDNFit(Fit):
         S = self.num_draws
         block = max(1, min(S, 2**24 // (len(x) * max((*self.model.hidden, 1)))))
         parts = [self._forward({k: v[i:i + block] for k, v in draws.items()}, xj) for i in range(0, S, block)]
-        order = jnp.asarray(self.arrays["order"])[:, None, :]
-        return tuple(jnp.take_along_axis(jnp.concatenate(a, 0), order, axis=-1) for a in zip(*parts, strict=True))
+        order = np.asarray(self.arrays["order"])[:, None, :]
+        return tuple(np.take_along_axis(np.concatenate([np.asarray(p) for p in a], 0), order, axis=-1)
+                     for a in zip(*parts, strict=True))
 
     # per-component answers
     def predict(self, x: Any, draws: bool = False) -> dict[str, np.ndarray]:
@@ -489,7 +488,7 @@ class MDNFit(Fit):
         Bayesian fits: posterior means over draws; ``draws=True`` returns every draw, (S, n, K).
         """
         logw, mu, sigma = self._components(x)
-        out = {"weights": jnp.exp(logw), "means": mu, "stds": sigma}
+        out = {"weights": np.exp(logw), "means": mu, "stds": sigma}
         return {k: np.asarray(v if draws else v.mean(axis=0)) for k, v in out.items()}
 
     def mean(self, x: Any) -> np.ndarray:
@@ -512,9 +511,7 @@ class MDNFit(Fit):
         draws before normalising, matching :meth:`log_likelihood`.
         """
         x, y = _as_xy(x, y, width=int(self.info["d"]))
-        logw, mu, sigma = self._components(x)
-        joint = logsumexp(logw + norm.logpdf(jnp.asarray(y)[None, :, None], mu, sigma), axis=0)   # (n, K)
-        return np.asarray(jnp.exp(joint - logsumexp(joint, axis=-1, keepdims=True)))
+        return np.asarray(_responsibilities(*self._components(x), jnp.asarray(y)))
 
     def assign(self, x: Any, y: Any, temperature: int = 0, seed: int = 0, draw: int = 0) -> np.ndarray:
         """Component of each point by ``infer_discrete`` on the enumerated model at posterior draw ``draw``.
@@ -543,11 +540,7 @@ class MDNFit(Fit):
         """
         num_samples = check_int(num_samples, "num_samples", minimum=1)
         key = jax.random.PRNGKey(check_seed(seed))
-        logw, mu, sigma = self._components(x)
-        k_draw, k_y = jax.random.split(key)
-        s = jax.random.randint(k_draw, (num_samples,), 0, logw.shape[0])
-        mixture = dist.MixtureSameFamily(dist.Categorical(logits=logw[s]), dist.Normal(mu[s], sigma[s]))
-        return np.asarray(mixture.sample(k_y))
+        return np.asarray(_predictive_sample(*self._components(x), key, num_samples))
 
     def cdf(self, x: Any, y: Any) -> np.ndarray:
         """Predictive P(Y <= y_i | x_i) (n,)."""
@@ -610,6 +603,29 @@ def _log_predictive(logw: jnp.ndarray, mu: jnp.ndarray, sigma: jnp.ndarray, y: j
     """log mean_s sum_k w_sk N(y | mu_sk, sigma_sk), per point (n,)."""
     per_draw = logsumexp(logw + norm.logpdf(y[None, :, None], mu, sigma), axis=-1)
     return logsumexp(per_draw, axis=0) - jnp.log(per_draw.shape[0])
+
+
+@jax.jit
+def _score_and_predict(logw: jnp.ndarray, mu: jnp.ndarray, sigma: jnp.ndarray, y: jnp.ndarray,
+                       key: jnp.ndarray) -> tuple[jnp.ndarray, jnp.ndarray]:
+    """Per draw: log p(y_i | x_i) and one draw of y at every x_i, (S, n) each."""
+    mixture = dist.MixtureSameFamily(dist.Categorical(logits=logw), dist.Normal(mu, sigma))
+    return mixture.log_prob(y), mixture.sample(key)
+
+
+@jax.jit
+def _responsibilities(logw: jnp.ndarray, mu: jnp.ndarray, sigma: jnp.ndarray, y: jnp.ndarray) -> jnp.ndarray:
+    joint = logsumexp(logw + norm.logpdf(y[None, :, None], mu, sigma), axis=0)   # (n, K)
+    return jnp.exp(joint - logsumexp(joint, axis=-1, keepdims=True))
+
+
+@partial(jax.jit, static_argnums=4)
+def _predictive_sample(logw: jnp.ndarray, mu: jnp.ndarray, sigma: jnp.ndarray, key: jnp.ndarray,
+                       num_samples: int) -> jnp.ndarray:
+    k_draw, k_y = jax.random.split(key)
+    s = jax.random.randint(k_draw, (num_samples,), 0, logw.shape[0])
+    mixture = dist.MixtureSameFamily(dist.Categorical(logits=logw[s]), dist.Normal(mu[s], sigma[s]))
+    return mixture.sample(k_y)
 
 
 @jax.jit

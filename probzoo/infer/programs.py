@@ -1,0 +1,92 @@
+"""Whole compiled programs in place of JAX's op-by-op dispatch.
+
+Outside ``jax.jit`` every JAX operation is compiled on its own the first time it meets a new shape:
+about 40 ms of XLA each on a CPU. Setting up a NumPyro SVI run evaluates the model and guide eagerly
+(the autoguide's prototype trace, its search for valid initial values, the gradient of the potential),
+which costs a few hundred such compilations, 10-20 s before the first step of a small network and again
+for every new data shape. Traced inside one ``jax.jit`` the same work is a single program compiled in
+well under a second, and the persistent compilation cache can keep it.
+
+One catch: an autoguide sets itself up on its first call and keeps what it found (its prototype trace,
+starting values, transforms). Set up inside a traced program those are tracers that must not leak into
+another program, so each program gets a :func:`fresh_guide`, a copy of the caller's guide that sets
+itself up inside that program; the caller's guide object is never modified.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import jax
+import numpy as np
+from numpyro import handlers
+from numpyro.infer.autoguide import AutoGuide
+
+__all__ = ["call_compiled", "fresh_guide", "guide_posterior", "is_array", "set_up"]
+
+
+def is_array(value: Any) -> bool:
+    """Whether ``value`` is traced as data (NumPy or JAX array) rather than held as a constant of the program."""
+    return isinstance(value, (np.ndarray, jax.Array))
+
+
+def call_compiled(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """``fn(*args, **kwargs)`` as one compiled program: array leaves are its inputs, anything else a constant.
+
+    Each call traces and compiles anew (the persistent compilation cache spares the compilation when the
+    program was seen before), so use it for work done once per fit, not inside a loop.
+    """
+    leaves, treedef = jax.tree.flatten((args, kwargs))
+    traced = [is_array(leaf) for leaf in leaves]
+
+    def program(arrays: list[Any]) -> Any:
+        it = iter(arrays)
+        a, k = jax.tree.unflatten(treedef, [next(it) if t else leaf for leaf, t in zip(leaves, traced, strict=True)])
+        return fn(*a, **k)
+
+    return jax.jit(program)([leaf for leaf, t in zip(leaves, traced, strict=True) if t])
+
+
+def fresh_guide(guide: Callable) -> Callable:
+    """A copy of ``guide`` that sets itself up anew (a guide that is a plain function is returned as is).
+
+    An autoguide's containers are copied too (and the guides inside an ``AutoGuideList``), so setting up the
+    copy writes nothing into the original. A guide that was already set up outside any trace keeps its
+    (concrete) set-up.
+    """
+    if not isinstance(guide, AutoGuide):
+        return guide
+    copied = copy.copy(guide)
+    for name, value in vars(guide).items():
+        if isinstance(value, AutoGuide):
+            setattr(copied, name, fresh_guide(value))
+        elif isinstance(value, list):
+            setattr(copied, name, [fresh_guide(v) for v in value])
+        elif isinstance(value, (dict, set)):
+            setattr(copied, name, copy.copy(value))
+    return copied
+
+
+def set_up(guide: Callable, params: Mapping[str, Any], *args: Any, **kwargs: Any) -> None:
+    """Let ``guide`` set itself up (an autoguide does on its first call), its parameters fixed at ``params``."""
+    with handlers.block(), handlers.seed(rng_seed=0), handlers.substitute(data=dict(params)):
+        guide(*args, **kwargs)
+
+
+def guide_posterior(guide: Callable, rng_key: Any, params: Mapping[str, Any], num_draws: int,
+                    *args: Any, **kwargs: Any) -> dict[str, np.ndarray]:
+    """``guide.sample_posterior(rng_key, params, *args, sample_shape=(num_draws,))`` as one compiled program.
+
+    ``params`` are the constrained values of the guide's parameters (what ``SVI.get_params`` returns); the
+    draws include the model's deterministic sites where the guide's ``sample_posterior`` adds them.
+    """
+
+    def program(rng_key: Any, params: dict[str, Any], args: tuple, kwargs: dict[str, Any]) -> Any:
+        g = fresh_guide(guide)
+        set_up(g, params, *args, **kwargs)
+        return g.sample_posterior(rng_key, params, *args, sample_shape=(num_draws,), **kwargs)
+
+    draws = call_compiled(program, rng_key, dict(params), tuple(args), dict(kwargs))
+    return {k: np.asarray(v) for k, v in draws.items()}
