@@ -51,16 +51,13 @@ class OrderedTraceELBO(Trace_ELBO):
     """
 
     def __init__(self, num_particles: int = 1, vectorize_particles: bool = True) -> None:
-        super().__init__(num_particles=num_particles, vectorize_particles=vectorize_particles)
+        # sum_sites=False: where NumPyro's own code runs (a multi-sample guide) it returns the terms by site
+        super().__init__(num_particles=num_particles, vectorize_particles=vectorize_particles, sum_sites=False)
 
     def loss_with_mutable_state(self, rng_key: Any, param_map: dict[str, Any], model: Callable, guide: Callable,
                                 *args: Any, **kwargs: Any) -> dict[str, Any]:
         if self.multi_sample_guide:   # NumPyro's own path, its terms then summed in sorted order
-            self.sum_sites = False
-            try:
-                out = super().loss_with_mutable_state(rng_key, param_map, model, guide, *args, **kwargs)
-            finally:
-                self.sum_sites = True
+            out = super().loss_with_mutable_state(rng_key, param_map, model, guide, *args, **kwargs)
             return {**out, "loss": sum((out["loss"][k] for k in sorted(out["loss"])), start=jnp.array(0.0))}
 
         def particle(key: Any) -> tuple[Any, Any]:
@@ -277,6 +274,7 @@ def run_svi(
         state = ckpt.restore(state)
         start, losses_done = ckpt.step, ckpt.losses
 
+    # each compiled program sets up its SVI once at its top (traced_svi), outside its loops
     def one_step(svi: SVI, st: SVIState, idx: Any, dargs: list[Any], dkw: dict[str, Any]) -> tuple[SVIState, Any]:
         return svi.update(st, *call_args(dargs), _batch_idx=idx, **dkw, **static_kwargs)
 
@@ -284,8 +282,7 @@ def run_svi(
         svi = traced_svi(dargs, dkw)[0]
         return jax.lax.scan(lambda s, _: one_step(svi, s, None, dargs, dkw), st, None, length=length)
 
-    def epoch_segment(st, epoch, dargs, dkw, length):
-        svi = traced_svi(dargs, dkw)[0]
+    def epoch_segment(svi, st, epoch, dargs, dkw, length):
         perm = jax.random.permutation(jax.random.fold_in(key_data, epoch), data_size)
 
         def body(s, pos):
@@ -295,14 +292,16 @@ def run_svi(
         return jax.lax.scan(body, st, jnp.arange(length))
 
     def epochs_fn(st, dargs, dkw, first_epoch, n_epochs):
+        svi = traced_svi(dargs, dkw)[0]
+
         def body(s, e):
-            return epoch_segment(s, e, dargs, dkw, spe)
+            return epoch_segment(svi, s, e, dargs, dkw, spe)
 
         st, losses = jax.lax.scan(body, st, first_epoch + jnp.arange(n_epochs))
         return st, losses.reshape(-1)
 
     def partial_fn(st, dargs, dkw, epoch, length):
-        return epoch_segment(st, epoch, dargs, dkw, length)
+        return epoch_segment(traced_svi(dargs, dkw)[0], st, epoch, dargs, dkw, length)
 
     compiled: dict[tuple[str, int], Any] = {}
     compile_time = 0.0
