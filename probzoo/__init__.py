@@ -5,7 +5,8 @@
     fit = pz.MDN(n_components=2).fit(x, y, method="map")
     fit.idata          # arviz.InferenceData
 
-Models are imported on first use, so ``import probzoo`` stays light.
+Every name is imported on first use, so ``import probzoo`` (and ``probzoo --help``) loads no numerical
+library: JAX, NumPyro, ArviZ and scikit-learn arrive with the first model, data set or fit that needs them.
 """
 
 from __future__ import annotations
@@ -13,17 +14,15 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from probzoo import data, metrics, validation
-from probzoo.cache import enable_compilation_cache
-from probzoo.infer.result import Fit, load
-
-# compiled programs persist across processes (see probzoo.cache; off with PROBZOO_COMPILATION_CACHE=0)
-enable_compilation_cache()
-
 __version__ = "0.1.0"
 
 # public name -> (module, attribute in it; None for the module itself)
 _LAZY = {
+    "data": ("probzoo.data", None),
+    "metrics": ("probzoo.metrics", None),
+    "validation": ("probzoo.validation", None),
+    "Fit": ("probzoo.infer.result", "Fit"),
+    "load": ("probzoo.infer.result", "load"),
     "MDN": ("probzoo.models.mdn", "MDN"),
     "ClusteringVAE": ("probzoo.models.clustering_vae", "ClusteringVAE"),
     "UKR": ("probzoo.models.ukr", "UKR"),
@@ -38,7 +37,7 @@ _LAZY = {
     "zoo": ("probzoo.zoo", None),
 }
 
-__all__ = ["Fit", "__version__", "data", "load", "metrics", "validation", *_LAZY]
+__all__ = ["__version__", *_LAZY]
 
 
 def __getattr__(name: str) -> Any:

@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-PROBE = ("import json, jax, probzoo; c = jax.config; "
+PROBE = ("import json, jax, probzoo.infer; c = jax.config; "
          "print(json.dumps([c.jax_compilation_cache_dir, c.jax_persistent_cache_min_compile_time_secs]))")
 
 

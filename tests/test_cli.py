@@ -103,3 +103,29 @@ def test_python_dash_m_is_the_same_command():
     out = run_cli("list", timeout=120)
     assert out.returncode == 0 and "mdn" in out.stdout
     assert Path(sys.executable).exists()
+
+
+# the modules whose import takes seconds; none of them is needed to print help or to name probzoo's parts
+HEAVY = ("jax", "numpyro", "arviz", "sklearn", "scipy", "matplotlib", "numpy")
+
+
+@pytest.mark.parametrize("code", [
+    "import probzoo",
+    "import probzoo as pz; pz.__version__; dir(pz)",
+    "from probzoo.cli import main\ntry:\n    main(['--help'])\nexcept SystemExit:\n    pass",
+])
+def test_import_and_help_load_no_numerical_library(code):
+    probe = f"{code}\nimport sys, json; print(json.dumps(sorted(m for m in {HEAVY!r} if m in sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == []
+
+
+def test_lazy_names_resolve_to_the_real_objects():
+    import probzoo as pz
+    from probzoo.infer.result import Fit, load
+
+    assert pz.Fit is Fit and pz.load is load
+    assert pz.data.two_branch is __import__("probzoo.data", fromlist=["two_branch"]).two_branch
+    with pytest.raises(AttributeError, match="no attribute 'nonexistent'"):
+        pz.nonexistent  # noqa: B018

@@ -1,11 +1,17 @@
 """Inference runners (SVI, MCMC), the Fit result and InferenceData construction."""
 
-from probzoo.infer.checkpoint import CorruptFileError
-from probzoo.infer.gibbs import RBMGibbs
-from probzoo.infer.mcmc import MCMCRun, run_mcmc
-from probzoo.infer.posterior import guide_draws, mcmc_inference_data, svi_inference_data
-from probzoo.infer.result import Fit, load
-from probzoo.infer.svi import NonFiniteLossError, OrderedTraceELBO, SVIRun, run_svi
+from probzoo.cache import enable_compilation_cache
+
+# Every compiled program of probzoo is built by this package, so the persistent compilation cache is
+# set up here, before the first one (see probzoo.cache; off with PROBZOO_COMPILATION_CACHE=0).
+enable_compilation_cache()
+
+from probzoo.infer.checkpoint import CorruptFileError  # noqa: E402
+from probzoo.infer.gibbs import RBMGibbs  # noqa: E402
+from probzoo.infer.mcmc import MCMCRun, run_mcmc  # noqa: E402
+from probzoo.infer.posterior import guide_draws, mcmc_inference_data, svi_inference_data  # noqa: E402
+from probzoo.infer.result import Fit, load  # noqa: E402
+from probzoo.infer.svi import NonFiniteLossError, OrderedTraceELBO, SVIRun, run_svi  # noqa: E402
 
 __all__ = [
     "CorruptFileError",
