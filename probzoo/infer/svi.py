@@ -1,4 +1,4 @@
-"""The SVI runner: jit-compiled steps run in ``lax.scan`` chunks, minibatches, NaN guard, checkpoints.
+"""The SVI runner: jit-compiled steps run in chunks of a compiled loop, minibatches, NaN guard, checkpoints.
 
 Minibatching works through a subsampled plate: the model declares
 ``with numpyro.plate(plate, N) as idx: ... obs=x[idx]`` and the runner substitutes the indices of
@@ -173,6 +173,11 @@ def _chunk_start(item: tuple[str, int, int], spe: int | None) -> int:
     return first if kind == "steps" else first * spe  # type: ignore[operator]
 
 
+def _chunk_steps(item: tuple[str, int, int], spe: int | None) -> int:
+    kind, _, length = item
+    return length * spe if kind == "epochs" else length  # type: ignore[operator]
+
+
 def run_svi(
     model: Callable,
     guide: Callable,
@@ -200,7 +205,7 @@ def run_svi(
     """Run SVI on ``model``/``guide`` with data ``*args``/``**kwargs``.
 
     Budget: ``num_steps`` optimisation steps, or ``epochs`` passes over the data in minibatches of
-    ``batch_size`` (the last incomplete batch of each epoch is dropped). Steps run inside ``lax.scan``
+    ``batch_size`` (the last incomplete batch of each epoch is dropped). Steps run inside one compiled loop
     in chunks of about ``chunk_size`` steps (whole epochs when minibatching), so Python runs once a chunk.
     ``init_params`` continues from given parameter values. ``checkpoint``/``checkpoint_every`` save the
     full SVI state atomically every so many steps (at the next chunk end); ``resume`` continues from such a
@@ -278,47 +283,49 @@ def run_svi(
     def one_step(svi: SVI, st: SVIState, idx: Any, dargs: list[Any], dkw: dict[str, Any]) -> tuple[SVIState, Any]:
         return svi.update(st, *call_args(dargs), _batch_idx=idx, **dkw, **static_kwargs)
 
-    def steps_fn(st, dargs, dkw, length):
+    # One compiled program runs every chunk: ``n`` (a run-time value, at most ``chunk_len``) steps from the
+    # global step ``first``. A budget that is not a whole number of chunks, a last partial epoch or a
+    # resumed run reuses it instead of compiling a program per chunk length (each costs as much as the
+    # first). Minibatches follow the same order as ever: epoch e visits the permutation drawn with
+    # fold_in(key_data, e), batch after batch, drawn when the epoch starts (or the chunk starts inside it).
+    chunk_len = chunk_size if spe is None else spe * max(1, chunk_size // spe)
+
+    def chunk_fn(st, dargs, dkw, first, n):
         svi = traced_svi(dargs, dkw)[0]
-        return jax.lax.scan(lambda s, _: one_step(svi, s, None, dargs, dkw), st, None, length=length)
+        losses = jnp.zeros((chunk_len,), jnp.float32)
+        if spe is None:
+            def body(i, carry):
+                s, ls = carry
+                s, loss_i = one_step(svi, s, None, dargs, dkw)
+                return s, ls.at[i].set(loss_i.astype(jnp.float32))
 
-    def epoch_segment(svi, st, epoch, dargs, dkw, length):
-        perm = jax.random.permutation(jax.random.fold_in(key_data, epoch), data_size)
+            st, losses = jax.lax.fori_loop(0, n, body, (st, losses))
+            return st, losses
 
-        def body(s, pos):
-            idx = jax.lax.dynamic_slice_in_dim(perm, pos * batch_size, batch_size)
-            return one_step(svi, s, idx, dargs, dkw)
+        def permutation(step):
+            return jax.random.permutation(jax.random.fold_in(key_data, step // spe), data_size)
 
-        return jax.lax.scan(body, st, jnp.arange(length))
+        def body(i, carry):
+            s, perm, ls = carry
+            step = first + i
+            perm = jax.lax.cond((step % spe == 0) & (i > 0), permutation, lambda _: perm, step)
+            idx = jax.lax.dynamic_slice_in_dim(perm, (step % spe) * batch_size, batch_size)
+            s, loss_i = one_step(svi, s, idx, dargs, dkw)
+            return s, perm, ls.at[i].set(loss_i.astype(jnp.float32))
 
-    def epochs_fn(st, dargs, dkw, first_epoch, n_epochs):
-        svi = traced_svi(dargs, dkw)[0]
+        st, _, losses = jax.lax.fori_loop(0, n, body, (st, permutation(first), losses))
+        return st, losses
 
-        def body(s, e):
-            return epoch_segment(svi, s, e, dargs, dkw, spe)
-
-        st, losses = jax.lax.scan(body, st, first_epoch + jnp.arange(n_epochs))
-        return st, losses.reshape(-1)
-
-    def partial_fn(st, dargs, dkw, epoch, length):
-        return epoch_segment(traced_svi(dargs, dkw)[0], st, epoch, dargs, dkw, length)
-
-    compiled: dict[tuple[str, int], Any] = {}
     compile_time = 0.0
+    program = None
 
-    def get(kind: str, length: int, example: tuple) -> Any:
-        nonlocal compile_time
-        if (kind, length) not in compiled:
+    def get(example: tuple) -> Any:
+        nonlocal compile_time, program
+        if program is None:
             t0 = time.perf_counter()
-            if kind == "steps":
-                fn = jax.jit(lambda st, d, k: steps_fn(st, d, k, length))
-            elif kind == "epochs":
-                fn = jax.jit(lambda st, d, k, e: epochs_fn(st, d, k, e, length))
-            else:
-                fn = jax.jit(lambda st, d, k, e: partial_fn(st, d, k, e, length))
-            compiled[(kind, length)] = fn.lower(*example).compile()
+            program = jax.jit(chunk_fn).lower(*example).compile()
             compile_time += time.perf_counter() - t0
-        return compiled[(kind, length)]
+        return program
 
     plan = _plan(total, start, spe, chunk_size)
     if start and plan and _chunk_start(plan[0], spe) != start:
@@ -328,15 +335,11 @@ def run_svi(
     last_ckpt = start
     bar = tqdm(total=total, initial=start, desc=desc, disable=not progress, leave=False, dynamic_ncols=True)
     try:
-        for kind, first, length in plan:
-            if kind == "steps":
-                fn = get(kind, length, (state, dyn_args, dyn_kwargs))
-                state, chunk_losses = fn(state, dyn_args, dyn_kwargs)
-            else:
-                e = jnp.asarray(first, jnp.int32)
-                fn = get(kind, length, (state, dyn_args, dyn_kwargs, e))
-                state, chunk_losses = fn(state, dyn_args, dyn_kwargs, e)
-            chunk_losses = np.asarray(chunk_losses, dtype=np.float32)
+        for item in plan:
+            first, length = _chunk_start(item, spe), _chunk_steps(item, spe)
+            example = (state, dyn_args, dyn_kwargs, jnp.asarray(first, jnp.int32), jnp.asarray(length, jnp.int32))
+            state, chunk_losses = get(example)(*example)
+            chunk_losses = np.asarray(chunk_losses, dtype=np.float32)[:length]
             bad = ~np.isfinite(chunk_losses)
             if bad.any():
                 at = step + int(np.argmax(bad)) + 1
