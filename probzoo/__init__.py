@@ -28,6 +28,7 @@ _LAZY = {
     "UKR": ("probzoo.models.ukr", "UKR"),
     "RBM": ("probzoo.models.rbm", "RBM"),
     "compare": ("probzoo.comparison", "compare"),
+    "ComparisonError": ("probzoo.comparison", "ComparisonError"),
     "engines": ("probzoo.infer.engines", "engines"),
     "from_numpyro": ("probzoo.models.numpyro_model", "from_numpyro"),
     "core": ("probzoo.core", None),

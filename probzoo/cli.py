@@ -55,23 +55,50 @@ def _dataset(entry: Any, name: str | None) -> str:
     return name
 
 
+def _pair(pair: str, flag: str) -> tuple[str, Any]:
+    """``key=value`` as (key, value): a Python literal (``(8, 8)``, ``0.01``, ``True``), else the text."""
+    key, sep, value = pair.partition("=")
+    if not sep or not key.isidentifier():
+        raise UsageError(f"{flag} expects key=value, got {pair!r}")
+    try:
+        return key, ast.literal_eval(value)
+    except (ValueError, SyntaxError):
+        return key, value
+
+
 def _overrides(pairs: Sequence[str], entry: Any, extra: Sequence[str] = ()) -> dict[str, Any]:
     """``--set key=value`` pairs as fit options; a key the model's ``fit`` does not take is refused here,
-    before any data is loaded or any model trained. Values are Python literals, else kept as text."""
+    before any data is loaded or any model trained."""
     accepted = _fit_options(entry) | set(extra)
     out = {}
     for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key.isidentifier():
-            raise UsageError(f"--set expects key=value, got {pair!r}")
+        key, value = _pair(pair, "--set")
         if accepted and key not in accepted:
             raise UsageError(f"--set: unknown option {key!r} for {entry.name}; valid options: "
                              f"{', '.join(sorted(accepted))}")
-        try:
-            out[key] = ast.literal_eval(value)
-        except (ValueError, SyntaxError):
-            out[key] = value
+        out[key] = value
     return out
+
+
+def _model_kwargs(pairs: Sequence[str], entry: Any) -> dict[str, Any]:
+    """``--model key=value`` pairs as options of the model's constructor, refused unless it takes them."""
+    accepted = _model_defaults(entry)
+    out = {}
+    for pair in pairs:
+        key, value = _pair(pair, "--model")
+        if key not in accepted:
+            raise UsageError(f"--model: unknown option {key!r} for {entry.name}; valid options: "
+                             f"{', '.join(accepted) or '(none)'}")
+        out[key] = value
+    return out
+
+
+def _model_defaults(entry: Any, dataset: str | None = None) -> dict[str, Any]:
+    """The model's constructor options with the values the command uses for ``dataset`` by default."""
+    params = inspect.signature(entry.model_class.__init__).parameters.values()
+    defaults = {p.name: p.default for p in params
+                if p.name != "self" and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+    return {**defaults, **entry.model_options(dataset or entry.default_data)}
 
 
 def _fit_options(entry: Any) -> set[str]:
@@ -125,10 +152,20 @@ def format_table(rows: list[dict[str, Any]], columns: Sequence[str] | None = Non
     return "\n".join(lines)
 
 
-def _fit_one(entry: Any, method: str, dataset: str, seed: int, progress: bool, out: Path,
-             model_kwargs: dict[str, Any], fit_kwargs: dict[str, Any], save: bool = True) -> dict[str, Any]:
+def _prepare(entry: Any, method: str, dataset: str, seed: int, model_kwargs: dict[str, Any],
+             fit_kwargs: dict[str, Any]) -> tuple[Any, tuple[Any, ...], dict[str, Any]]:
+    """Load the data set and build the model, and check the fit against both before anything trains."""
     data, extras = entry.datasets[dataset](seed)
-    model = entry.model_class(**{**entry.model_options(dataset), **model_kwargs})
+    try:
+        model = entry.model_class(**{**entry.model_options(dataset), **model_kwargs})
+        model.check_fit(*data, method=method, **fit_kwargs)
+    except (TypeError, ValueError) as err:
+        raise UsageError(f"{entry.name} / {method}: {err}") from None
+    return model, data, extras
+
+
+def _fit_one(entry: Any, model: Any, method: str, dataset: str, data: tuple[Any, ...], extras: dict[str, Any],
+             seed: int, progress: bool, out: Path, fit_kwargs: dict[str, Any], save: bool = True) -> dict[str, Any]:
     t0 = time.perf_counter()
     fit = model.fit(*data, method=method, seed=seed, progress=progress, **fit_kwargs)
     seconds = time.perf_counter() - t0
@@ -148,10 +185,13 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 def cmd_fit(args: argparse.Namespace) -> int:
     entry = _entry(args.model)
-    (method,) = _methods(entry, args.method)
+    (method,) = _methods(entry, args.method or entry.methods[0])
     dataset = _dataset(entry, args.data)
     out = Path(args.out)
-    result = _fit_one(entry, method, dataset, args.seed, not args.quiet, out, {}, _overrides(args.set, entry))
+    fit_kwargs = _overrides(args.set, entry)
+    model, data, extras = _prepare(entry, method, dataset, args.seed, _model_kwargs(args.model_options, entry),
+                                   fit_kwargs)
+    result = _fit_one(entry, model, method, dataset, data, extras, args.seed, not args.quiet, out, fit_kwargs)
     row = result["row"]
     text = format_table([row])
     fit = result["fit"]
@@ -167,18 +207,26 @@ def cmd_fit(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from probzoo.comparison import compare_entry
+    from probzoo.comparison import ComparisonError, compare_entry
 
     entry = _entry(args.model)
     methods = _methods(entry, args.methods)
     dataset = _dataset(entry, args.data)
-    table, figures = compare_entry(entry, methods, dataset=dataset, seed=args.seed, progress=not args.json,
-                                  out_dir=Path(args.out), **_overrides(args.set, entry, extra=('n',)))
+    failed = None
+    try:
+        table, figures = compare_entry(entry, methods, dataset=dataset, seed=args.seed, progress=not args.json,
+                                      out_dir=Path(args.out), model_kwargs=_model_kwargs(args.model_options, entry),
+                                      **_overrides(args.set, entry, extra=("n",)))
+    except ComparisonError as err:  # a later method failed: the finished rows are printed, not lost
+        table, figures, failed = err.table, err.figures, err
     if args.json:
         print(table.reset_index().to_json(orient="records", double_precision=6))
     else:
         print(format_table(table.reset_index().to_dict("records")))
         print("\nwrote " + ", ".join(str(f) for f in figures))
+    if failed is not None:
+        print(f"probzoo compare: error: {failed}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -199,6 +247,8 @@ def write_index(out: Path, sections: list[dict[str, Any]], title: str = "probzoo
                 parts.append("<tr>" + "".join(
                     f"<td>{html.escape(f'{v:.4g}' if isinstance(v, float) else str(v))}</td>" for v in vals) + "</tr>")
             parts.append("</table>")
+        for failure in sec.get("failures", []):
+            parts.append(f"<p class='failed'><b>failed</b>: {html.escape(failure)}</p>")
         for fig in sec["figures"]:
             rel = Path(fig).resolve().relative_to(out.resolve())
             parts.append(f"<div><img src='{html.escape(rel.as_posix())}' alt='{html.escape(rel.stem)}'></div>")
@@ -210,57 +260,121 @@ def write_index(out: Path, sections: list[dict[str, Any]], title: str = "probzoo
 
 def cmd_tour(args: argparse.Namespace) -> int:
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     zoo = _entries()
     names = [n.strip() for n in args.models.split(",")] if args.models else list(zoo)
     for n in names:
         _entry(n)
-    sections, rows = [], []
-    t0 = time.perf_counter()
+    # every run is checked against its model and data before the first one trains
+    runs = []
     for name in names:
         entry = zoo[name]
-        sec = {"title": f"{name}: {entry.description}", "rows": [], "figures": []}
         for method, fit_kwargs in entry.tour_runs:
-            print(f"[tour] {name} / {method} on {entry.default_data} ...", flush=True)
-            res = _fit_one(entry, method, entry.default_data, args.seed, not args.quiet, out / name / method,
-                           entry.tour_model_kwargs, fit_kwargs, save=False)
-            sec["rows"].append(res["row"])
-            sec["figures"] += res["figures"]
-            rows.append(res["row"])
-        sections.append(sec)
+            prepared = _prepare(entry, method, entry.default_data, args.seed, entry.tour_model_kwargs, fit_kwargs)
+            runs.append((entry, method, fit_kwargs, prepared))
+    out.mkdir(parents=True, exist_ok=True)
+    sections: dict[str, dict[str, Any]] = {}
+    rows, failures = [], []
+    t0 = time.perf_counter()
+    for entry, method, fit_kwargs, (model, data, extras) in runs:
+        sec = sections.setdefault(entry.name, {"title": f"{entry.name}: {entry.description}", "rows": [],
+                                               "figures": [], "failures": []})
+        print(f"[tour] {entry.name} / {method} on {entry.default_data} ...", flush=True)
+        try:
+            res = _fit_one(entry, model, method, entry.default_data, data, extras, args.seed, not args.quiet,
+                           out / entry.name / method, fit_kwargs, save=False)
+        except Exception as err:  # the other runs go on; the failure is reported on the page and at the end
+            message = f"{entry.name} / {method} failed: {type(err).__name__}: {err}"
+            print(f"[tour] {message}", file=sys.stderr, flush=True)
+            sec["failures"].append(message)
+            failures.append(message)
+            continue
+        sec["rows"].append(res["row"])
+        sec["figures"] += res["figures"]
+        rows.append(res["row"])
     print()
     print(format_table(rows))
-    index = write_index(out, sections)
+    index = write_index(out, list(sections.values()))
     print(f"\ntour finished in {time.perf_counter() - t0:.0f} s; open {index}")
+    if failures:
+        print(f"probzoo tour: error: {len(failures)} of {len(runs)} runs failed:\n  " + "\n  ".join(failures),
+              file=sys.stderr)
+        return 1
     return 0
 
 
+def catalogue() -> str:
+    """Every model with its methods, data sets (the first of each is the default) and options."""
+    import textwrap
+
+    def wrap(label: str, items: Sequence[str]) -> list[str]:
+        return textwrap.wrap(", ".join(items) or "(any)", width=96, initial_indent=f"    {label:<9}",
+                             subsequent_indent=" " * 13)
+
+    lines = ["models (the first method and data set of each is its default):"]
+    for entry in _entries().values():
+        lines += textwrap.wrap(f"{entry.name}: {entry.description}", width=96, initial_indent="  ",
+                               subsequent_indent=" " * 4)
+        lines += wrap("methods", list(entry.methods))
+        lines += wrap("data", [entry.default_data, *(d for d in entry.datasets if d != entry.default_data)])
+        lines += wrap("--model", [f"{k}={v!r}" for k, v in _model_defaults(entry).items()])
+        lines += wrap("--set", sorted(_fit_options(entry)))
+    return "\n".join(lines)
+
+
+class _CatalogueHelp(argparse.Action):
+    """``-h``/``--help`` of a command that names models: the usage, then :func:`catalogue` (which imports
+    the models, so it is built only when asked for)."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str = argparse.SUPPRESS, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest=dest, default=argparse.SUPPRESS, nargs=0,
+                         help="show this help with every model's methods, data sets and options, and exit")
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: Any, values: Any, option_string: Any = None):
+        parser.epilog = catalogue()
+        parser.print_help()
+        parser.exit()
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="probzoo", description=__doc__)
+    p = _Parser(prog="probzoo", description=__doc__,
+                epilog="`probzoo list` shows the models; `probzoo fit --help` their methods, data sets and options.")
     sub = p.add_subparsers(dest="command", required=True)
     sub.add_parser("list", help="the models in the zoo").set_defaults(func=cmd_list)
 
-    f = sub.add_parser("fit", help="fit one model and write the fit, a summary and figures")
+    def command(name: str, help: str) -> argparse.ArgumentParser:
+        c = sub.add_parser(name, help=help, description=help, add_help=False,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+        c.add_argument("-h", "--help", action=_CatalogueHelp)
+        return c
+
+    model_option = dict(action="append", default=[], dest="model_options", metavar="KEY=VALUE",
+                        help='a model option, e.g. --model hidden="(8,)" (a Python literal)')
+    f = command("fit", "fit one model and write the fit, a summary and figures")
     f.add_argument("model")
-    f.add_argument("--method", required=True)
-    f.add_argument("--data", default=None, help="data set name (default: the model's own)")
+    f.add_argument("--method", default=None, help="inference method (default: the model's first)")
+    f.add_argument("--data", default=None, help="data set name (default: the model's first)")
     f.add_argument("--out", default="probzoo-out")
     f.add_argument("--seed", type=_seed, default=0)
+    f.add_argument("--model", **model_option)
     f.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a fit option, e.g. epochs=5")
     f.add_argument("--quiet", action="store_true", help="no progress bars")
     f.set_defaults(func=cmd_fit)
 
-    c = sub.add_parser("compare", help="run several inference methods on one model and tabulate them")
+    c = command("compare", "run several inference methods on one model and tabulate them")
     c.add_argument("model")
-    c.add_argument("--methods", required=True, help="comma-separated, e.g. map,meanfield")
+    c.add_argument("--methods", required=True,
+                   help="comma-separated, e.g. map,meanfield; one method's model options in brackets: "
+                        "nuts[hidden=(8,)]")
     c.add_argument("--data", default=None)
     c.add_argument("--out", default="probzoo-out/compare")
     c.add_argument("--seed", type=_seed, default=0)
     c.add_argument("--json", action="store_true", help="print the table as JSON")
-    c.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a comparison option")
+    c.add_argument("--model", **model_option)
+    c.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="a fit option for every method, or n=ROWS to use the data set's first rows")
     c.set_defaults(func=cmd_compare)
 
-    t = sub.add_parser("tour", help="every model at a small budget on its default data, with an index.html")
+    t = command("tour", "every model at a small budget on its default data, with an index.html")
     t.add_argument("--out", default="tour-out")
     t.add_argument("--seed", type=_seed, default=0)
     t.add_argument("--models", default=None, help="comma-separated subset (default: all)")
@@ -278,16 +392,36 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.func(args)
     except UsageError as err:
-        print(f"probzoo {args.command}: error: {err}", file=sys.stderr)
+        print(f"probzoo {args.command}: error: {_explain(str(err), args)}", file=sys.stderr)
         return 2
     except (TypeError, ValueError) as err:
-        # a --set value the fit refused: its message starts with the option's name ("num_steps: ...")
-        key = str(err).partition(":")[0]
-        given = [pair for pair in getattr(args, "set", []) if pair.partition("=")[0] == key]
-        if not given:
-            raise
-        print(f"probzoo {args.command}: error: --set {given[-1]}: {err}", file=sys.stderr)
+        message = str(err)
+        if not message.startswith("methods: "):  # compare's check of every method before the first fit
+            # otherwise a value that a fit refused is a usage error only when it names a given option
+            key = message.partition(":")[0]
+            if not any(pair.partition("=")[0] == key for pair in _given_options(args)):
+                raise
+        print(f"probzoo {args.command}: error: {_explain(message, args)}", file=sys.stderr)
         return 2
+
+
+def _given_options(args: argparse.Namespace) -> list[str]:
+    return [*getattr(args, "set", []), *getattr(args, "model_options", [])]
+
+
+def _explain(message: str, args: argparse.Namespace) -> str:
+    """A refusal of an option, with the command-line flag that gave it, or how to give it."""
+    parts = message.split(": ")
+    names = parts[:-1]  # "methods: nuts: hidden: NUTS over ..." names methods, nuts and hidden
+    for flag, pairs in (("--set", getattr(args, "set", [])), ("--model", getattr(args, "model_options", []))):
+        given = [pair for pair in pairs if pair.partition("=")[0] in names]
+        if given:
+            return f"{flag} {given[-1]}: {message}"
+    entry = _entries().get(getattr(args, "model", None) or "")
+    if entry is not None and any(name in _model_defaults(entry) for name in names):
+        one = ", or for one method only METHOD[KEY=VALUE]" if args.command == "compare" else ""
+        return f"{message} (give model options with --model KEY=VALUE{one})"
+    return message
 
 
 if __name__ == "__main__":

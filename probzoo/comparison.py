@@ -20,9 +20,19 @@ import pandas as pd
 from probzoo.infer import arviz_io
 from probzoo.validation import check_int, check_probability, check_seed
 
-__all__ = ["compare", "compare_entry", "comparison_figure", "parse_method"]
+__all__ = ["ComparisonError", "compare", "compare_entry", "comparison_figure", "parse_method"]
 
 _SPEC = re.compile(r"^(?P<method>[A-Za-z_][\w-]*)(?:\[(?P<opts>.*)\])?$")
+
+
+class ComparisonError(RuntimeError):
+    """A method failed after others had finished: ``table`` holds the finished methods' rows and ``fits``
+    their fits, so nothing computed is lost; ``method`` names the one that failed (the cause is chained)."""
+
+    def __init__(self, message: str, table: pd.DataFrame, fits: dict[str, Any], method: str) -> None:
+        super().__init__(message)
+        self.table, self.fits, self.method = table, fits, method
+        self.figures: list[Path] = []  # drawn from the finished rows by compare_entry
 
 
 def split_methods(text: str) -> list[str]:
@@ -104,8 +114,13 @@ def _mcmc_diagnostics(fit: Any) -> dict[str, float]:
     names = fit.diagnostic_sites  # raw latents identified only up to a symmetry would report non-convergence
     rhat = arviz_io.rhat(post, var_names=names)
     ess = arviz_io.ess(post, var_names=names, method="bulk")
-    worst_rhat = max(float(np.nanmax(rhat[v].values)) for v in rhat.data_vars)
-    min_ess = min(float(np.nanmin(ess[v].values)) for v in ess.data_vars)
+    # r_hat is undefined (nan) for a single chain: the worst of the finite values, else nan
+    r_values = np.concatenate([np.ravel(rhat[v].values) for v in rhat.data_vars])
+    e_values = np.concatenate([np.ravel(ess[v].values) for v in ess.data_vars])
+    worst_rhat = float(np.max(r_values[np.isfinite(r_values)], initial=-np.inf))
+    min_ess = float(np.min(e_values[np.isfinite(e_values)], initial=np.inf))
+    worst_rhat = worst_rhat if np.isfinite(worst_rhat) else float("nan")
+    min_ess = min_ess if np.isfinite(min_ess) else float("nan")
     return {"r_hat_max": worst_rhat, "ess_bulk_min": min_ess,
             "ess_bulk_per_s": min_ess / max(fit.run_time, 1e-9)}
 
@@ -145,6 +160,10 @@ def compare(
     predictive density per point), ``elpd_loo`` (+ se, from the fit's pointwise log-likelihood, and the
     ``az.compare`` rank where two or more fits have one), the model's task metrics, and for MCMC fits
     ``r_hat_max``, ``ess_bulk_min`` and ``ess_bulk_per_s``.
+
+    Every method is checked against its model and options (``model.check_fit``) before any trains, so a
+    method that cannot run is refused at once. A method that fails later raises :class:`ComparisonError`,
+    which carries the finished methods' table and fits.
     """
     seed = check_seed(seed)
     check_probability(test_size, "test_size")
@@ -189,11 +208,27 @@ def compare(
     budget = dict(budget or {})
     per_method = bool(budget) and all(k in {s[0] for s in specs} | {s[1] for s in specs} for k in budget)
 
-    rows, fits = [], {}
+    # every method is also checked against its model, options and data before the first one trains
+    runs = []
     for label, method, model_opts in specs:
-        mdl = type(model)(**{**model.get_config(), **model_opts}) if model_opts else train_model
-        opts = dict(budget.get(label, budget.get(method, {}))) if per_method else dict(budget)
-        fit = mdl.fit(*train, method=method, seed=seed, progress=progress, **opts)
+        try:
+            mdl = type(model)(**{**model.get_config(), **model_opts}) if model_opts else train_model
+            opts = dict(budget.get(label, budget.get(method, {}))) if per_method else dict(budget)
+            if hasattr(mdl, "check_fit"):
+                mdl.check_fit(*train, method=method, **opts)
+        except (TypeError, ValueError) as err:
+            raise type(err)(f"methods: {label}: {err}") from None
+        runs.append((label, method, mdl, opts))
+
+    rows, fits = [], {}
+    for label, method, mdl, opts in runs:
+        try:
+            fit = mdl.fit(*train, method=method, seed=seed, progress=progress, **opts)
+        except Exception as err:
+            if not rows:
+                raise
+            raise ComparisonError(f"methods: {label} failed after {len(rows)} finished: "
+                                  f"{type(err).__name__}: {err}", _table(rows, fits), fits, label) from err
         fits[label] = fit
         row: dict[str, Any] = {"method": label, "family": _family(method, fit), "wall_s": fit.wall_time,
                                "compile_s": fit.compile_time, "run_s": fit.run_time}
@@ -211,6 +246,12 @@ def compare(
             row.update(_mcmc_diagnostics(fit))
         rows.append(row)
 
+    table = _table(rows, fits)
+    return (table, fits) if return_fits else table
+
+
+def _table(rows: list[dict[str, Any]], fits: Mapping[str, Any]) -> pd.DataFrame:
+    """The rows as a table indexed by method, with ranks by held-out lpd and by ELPD-LOO."""
     table = pd.DataFrame(rows).set_index("method")
     with_ll = {k: f.idata for k, f in fits.items() if np.isfinite(table.loc[k, "elpd_loo"])}
     if len(with_ll) >= 2:
@@ -222,7 +263,7 @@ def compare(
             pass
     if table["lpd"].notna().all():
         table["rank"] = table["lpd"].rank(ascending=False, method="min")
-    return (table, fits) if return_fits else table
+    return table
 
 
 def comparison_figure(table: pd.DataFrame, path: str | Path, title: str = "") -> Path:
@@ -250,9 +291,12 @@ def comparison_figure(table: pd.DataFrame, path: str | Path, title: str = "") ->
 
 
 def compare_entry(entry: Any, methods: Sequence[str], *, dataset: str | None = None, seed: int = 0,
-                  progress: bool = False, out_dir: str | Path = "probzoo-out/compare", **overrides: Any):
-    """The CLI's comparison: the entry's data set and comparison budget; returns the table and the paths of
-    its figures (the bar chart of every column, then the model's own comparison figures)."""
+                  progress: bool = False, out_dir: str | Path = "probzoo-out/compare",
+                  model_kwargs: Mapping[str, Any] | None = None, **overrides: Any):
+    """The CLI's comparison: the entry's data set and comparison budget, ``model_kwargs`` over the entry's
+    model options; returns the table and the paths of its figures (the bar chart of every column, then the
+    model's own comparison figures). When a method fails after others finished, the
+    :class:`ComparisonError` carries the finished rows and ``figures``, drawn from them."""
     seed = check_seed(seed)
     dataset = dataset or entry.default_data
     data, extras = entry.datasets[dataset](seed)
@@ -263,14 +307,23 @@ def compare_entry(entry: Any, methods: Sequence[str], *, dataset: str | None = N
         data = tuple(a[:n] if isinstance(a, np.ndarray) and a.ndim >= 1 and len(a) == rows else a for a in data)
         extras = {k: (v[:n] if isinstance(v, np.ndarray) and v.ndim >= 1 and len(v) == rows else v)
                   for k, v in extras.items()}
-    model = entry.model_class(**entry.model_options(dataset))
+    model = entry.model_class(**{**entry.model_options(dataset), **dict(model_kwargs or {})})
     budget = {m: dict(entry.compare_budget.get(parse_method(m)[0], {})) for m in methods}
     for m in budget:
         budget[m].update(overrides)
-    table, fits = compare(model, data, methods, seed=seed, budget=budget, extras=extras,
-                          progress=progress, return_fits=True)
     out_dir = Path(out_dir)
-    figures = [comparison_figure(table, out_dir / f"{entry.name}_compare.png", title=f"{entry.name} on {dataset}")]
-    if entry.compare is not None:
-        figures += list(entry.compare(fits, data, extras, out_dir) or [])
-    return table, figures
+
+    def figures_of(table: pd.DataFrame, fits: dict[str, Any]) -> list[Path]:
+        figures = [comparison_figure(table, out_dir / f"{entry.name}_compare.png",
+                                     title=f"{entry.name} on {dataset}")]
+        if entry.compare is not None:
+            figures += list(entry.compare(fits, data, extras, out_dir) or [])
+        return figures
+
+    try:
+        table, fits = compare(model, data, methods, seed=seed, budget=budget, extras=extras,
+                              progress=progress, return_fits=True)
+    except ComparisonError as err:
+        err.figures = figures_of(err.table, err.fits)
+        raise
+    return table, figures_of(table, fits)

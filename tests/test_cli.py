@@ -1,11 +1,13 @@
 """The probzoo command: list, errors with exit code 2, compare --json, fit and the tour's index.html."""
 
+import functools
 import json
 import re
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from probzoo.cli import format_table, main, write_index
@@ -40,7 +42,18 @@ def test_list_shows_the_zoo(capsys):
         (["fit", "mdn", "--method", "map", "--seed", "-1"], "argument --seed: must lie in [0, 4294967295], got -1"),
         (["fit", "mdn", "--method", "map", "--seed", str(2**64)], "argument --seed: must lie in [0, 4294967295]"),
         (["compare", "mdn", "--methods", "map", "--seed", "x"], "argument --seed: expected an integer, got 'x'"),
-        (["fit", "mdn"], "the following arguments are required: --method"),
+        (["compare", "mdn", "--methods"], "argument --methods: expected one argument"),
+        (["fit", "mdn", "--model", "hiden=3"], "--model: unknown option 'hiden' for mdn; valid options: n_components, "
+                                                "hidden"),
+        (["fit", "mdn", "--model", "hidden"], "--model expects key=value, got 'hidden'"),
+        (["fit", "mdn", "--model", "hidden=(0,)"], "--model hidden=(0,): mdn / map: hidden:"),
+        # NUTS on the default 64-64 network is refused up front, with the way to give a small network
+        (["compare", "mdn", "--methods", "map,nuts"],
+         "methods: nuts: hidden: NUTS over the 4,678 weights of a [64, 64] network is too slow to mix"),
+        (["compare", "mdn", "--methods", "map,nuts"], "(give model options with --model KEY=VALUE, or for one "
+                                                      "method only METHOD[KEY=VALUE])"),
+        (["fit", "ukr", "--model", "latent_dim=3"], "--model latent_dim=3: ukr / map: latent_dim: must be smaller "
+                                                    "than the data dimension D = 3"),
     ],
 )
 def test_usage_errors_exit_2_with_one_line(capsys, argv, message):
@@ -62,10 +75,14 @@ def test_compare_mdn_json(tmp_path, capsys):
 
 def test_fit_writes_fit_summary_and_figures(tmp_path):
     out = tmp_path / "ukr"
-    assert main(["fit", "ukr", "--method", "map", "--out", str(out), "--quiet", "--set", "num_steps=300"]) == 0
+    # no --method: the model's first method (map); a model option from the command line
+    assert main(["fit", "ukr", "--out", str(out), "--quiet", "--set", "num_steps=300", "--model", "bandwidth=0.5"]) == 0
     assert (out / "fit" / "meta.json").is_file() and (out / "summary.txt").is_file()
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["method"] == "map" and metrics["seconds"] > 0
+    import probzoo as pz
+
+    assert pz.load(out / "fit").model.get_config()["bandwidth"] == 0.5
     pngs = list(out.rglob("*.png"))
     assert pngs and all(p.read_bytes()[:8] == PNG_MAGIC for p in pngs)
 
@@ -79,6 +96,88 @@ def test_tour_index_links_valid_pngs(tmp_path):
         data = (tmp_path / link).read_bytes()
         assert data[:8] == PNG_MAGIC, link
     assert "<table>" in index
+
+
+def test_compare_checks_every_method_before_fitting_any(monkeypatch, capsys):
+    from probzoo.models.mdn import MDN
+
+    calls, real_fit = [], MDN.fit
+    monkeypatch.setattr(MDN, "fit", functools.wraps(real_fit)(lambda self, *a, **k: calls.append(k["method"])))
+    assert main(["compare", "mdn", "--methods", "map,meanfield,nuts", "--set", "n=200"]) == 2
+    assert calls == []  # refused before the first fit, not after two
+    assert "nuts: hidden: NUTS over the 4,678 weights" in capsys.readouterr().err
+
+
+def test_compare_keeps_and_prints_the_finished_rows_when_a_later_method_fails(tmp_path, monkeypatch, capsys):
+    from probzoo.models.mdn import MDN
+
+    real_fit = MDN.fit
+
+    @functools.wraps(real_fit)
+    def fit(self, *args, method="map", **kwargs):
+        if method == "meanfield":
+            raise RuntimeError("out of memory")
+        return real_fit(self, *args, method=method, **kwargs)
+
+    monkeypatch.setattr(MDN, "fit", fit)
+    # a small network for NUTS only, as a method's model option; map finishes, meanfield fails, nuts never runs
+    argv = ["compare", "mdn", "--methods", "map,meanfield,nuts[hidden=(4,)]", "--json", "--out", str(tmp_path),
+            "--set", "n=300", "--set", "num_steps=30"]
+    assert main(argv) == 1
+    captured = capsys.readouterr()
+    rows = json.loads(captured.out)
+    assert [r["method"] for r in rows] == ["map"] and np.isfinite(rows[0]["lpd"])
+    assert "meanfield failed after 1 finished: RuntimeError: out of memory" in captured.err
+    assert (tmp_path / "mdn_compare.png").read_bytes()[:8] == PNG_MAGIC
+
+
+def test_model_options_reach_every_method_of_compare(tmp_path, capsys):
+    argv = ["compare", "mdn", "--methods", "map,nuts", "--json", "--out", str(tmp_path), "--model", "hidden=(3,)",
+            "--set", "n=200", "--set", "num_steps=20", "--set", "num_warmup=20", "--set", "num_samples=20",
+            "--set", "num_chains=1"]
+    assert main(argv) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [r["method"] for r in rows] == ["map", "nuts"]
+
+
+def test_tour_checks_every_run_first_and_reports_a_failed_one_without_losing_the_others(tmp_path, monkeypatch,
+                                                                                      capsys):
+    from probzoo.models.ukr import UKR
+
+    entry = entries()["ukr"]
+    monkeypatch.setattr(entry, "tour_runs", [("map", {"num_steps": 20}), ("map", {"epochs": 3})])
+    real_fit, calls = UKR.fit, []
+
+    @functools.wraps(real_fit)  # the same signature: the check reads the options fit takes from it
+    def fit(self, *args, method="map", **kwargs):
+        calls.append(method)
+        if method == "nuts":
+            raise RuntimeError("the chains diverged")
+        return real_fit(self, *args, method=method, **kwargs)
+
+    monkeypatch.setattr(UKR, "fit", fit)
+    assert main(["tour", "--models", "ukr", "--out", str(tmp_path), "--quiet"]) == 2
+    assert calls == []  # refused before the first run trained
+    assert "ukr / map: epochs: not an option of UKR.fit" in capsys.readouterr().err
+
+    monkeypatch.setattr(entry, "tour_runs", [("map", {"num_steps": 20}), ("nuts", {"num_warmup": 5})])
+    assert main(["tour", "--models", "ukr", "--out", str(tmp_path), "--quiet"]) == 1
+    captured = capsys.readouterr()
+    assert calls == ["map", "nuts"] and "1 of 2 runs failed" in captured.err
+    assert "ukr / nuts failed: RuntimeError: the chains diverged" in captured.err
+    index = (tmp_path / "index.html").read_text()
+    assert "the chains diverged" in index and re.search(r"<td>map</td>", index)
+
+
+def test_help_lists_models_methods_data_sets_and_options(capsys):
+    assert main(["fit", "--help"]) == 0
+    out = capsys.readouterr().out
+    for name, entry in entries().items():
+        assert f"  {name}: " in out
+        for word in (*entry.methods, *entry.datasets):
+            assert word in out, (name, word)
+    assert "hidden=(64, 64)" in out and "num_steps" in out and "--model KEY=VALUE" in out
+    assert max(len(line) for line in out.splitlines()) <= 100
 
 
 def test_write_index_and_table(tmp_path):

@@ -386,6 +386,10 @@ class ClusteringVAE(ZooModel):
         return fns
 
     # --- training --------------------------------------------------------------------------------------
+    def check_fit(self, X: Any, *data: Any, method: str, **options: Any) -> None:
+        super().check_fit(X, *data, method=method, **options)
+        self._check_X(X)
+
     def _check_X(self, X: Any, name: str = "X", n_features: int | None = None) -> np.ndarray:
         X = as_array(X, name, ndim=2, min_rows=1)
         if self.encoder == "conv":

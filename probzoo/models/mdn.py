@@ -353,10 +353,13 @@ class MDN(ZooModel):
         fit.idata = fit.inference_data(x, y, seed=seed)
         return fit
 
-    def _fit_nuts(self, x: np.ndarray, y: np.ndarray, init: Mapping[str, Any], *, seed: int, progress: bool,
-                  num_samples: int, num_warmup: int, num_chains: int, max_weights: int,
-                  max_tree_depth: int, chain_method: str | None) -> MDNFit:
-        n, d = x.shape
+    def check_fit(self, x: Any, y: Any = None, *, method: str, **options: Any) -> None:
+        super().check_fit(x, y, method=method, **options)
+        if method == "nuts":
+            self._check_nuts_size(int(np.shape(x)[1]) if np.ndim(x) == 2 else 1,
+                                  options.get("max_weights", NUTS_MAX_WEIGHTS))
+
+    def _check_nuts_size(self, d: int, max_weights: int) -> None:
         max_weights = check_int(max_weights, "max_weights", minimum=1)
         size = self.num_weights(d)
         if size > max_weights:
@@ -364,6 +367,12 @@ class MDN(ZooModel):
                 f"hidden: NUTS over the {size:,} weights of a {list(self.hidden)} network is too slow to mix; "
                 f"use a small network (e.g. hidden=(8,), {MDN(self.n_components, (8,)).num_weights(d)} weights), "
                 f"method='meanfield', or raise max_weights (now {max_weights})")
+
+    def _fit_nuts(self, x: np.ndarray, y: np.ndarray, init: Mapping[str, Any], *, seed: int, progress: bool,
+                  num_samples: int, num_warmup: int, num_chains: int, max_weights: int,
+                  max_tree_depth: int, chain_method: str | None) -> MDNFit:
+        n, d = x.shape
+        self._check_nuts_size(d, max_weights)
         if n > 5_000:
             warnings.warn(f"x: NUTS is full-batch: every gradient sees all {n:,} points; consider a subsample "
                           "or method='meanfield'", stacklevel=3)

@@ -131,14 +131,21 @@ class NumPyroModel(ZooModel):
         return f"from_numpyro({self.name}, {len(self._args)} args, kwargs={sorted(self._kwargs)})"
 
     # --- fitting --------------------------------------------------------------------------------------
+    def check_fit(self, *data: Any, method: str, **options: Any) -> None:
+        """Refuse an engine that cannot run this model, or an option the engine does not take."""
+        if data:
+            raise TypeError("data: a model bound to its data takes none at fit time")
+        reason = _engines.engine(method).supports(self)
+        if reason is not None:
+            raise ValueError(f"method: {reason}")
+        _engines.engine(method).settings(options)
+
     def fit(self, method: str = "nuts", seed: int = 0, progress: bool = False, **options: Any) -> NumPyroFit:
         """Run engine ``method`` (see ``pz.engines()``) with its budget and options, e.g.
         ``fit(method="nuts", num_warmup=500, num_samples=500, num_chains=4)``."""
-        eng = _engines.engine(method)
         seed = check_seed(seed)
-        reason = eng.supports(self)
-        if reason is not None:
-            raise ValueError(f"method: {reason}")
+        self.check_fit(method=method, **options)
+        eng = _engines.engine(method)
         budget, opts = eng.settings(options)
         return eng.run(self, budget, opts, seed, bool(progress))
 

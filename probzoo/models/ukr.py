@@ -163,6 +163,10 @@ class UKR(ZooModel):
         """A fresh AutoDelta over the latents (and s): the MAP guide."""
         return AutoDelta(self.model)
 
+    def check_fit(self, Y: Any, *, method: str, **options: Any) -> None:
+        super().check_fit(Y, method=method, **options)
+        self._check_data(Y)
+
     # --- data and initialisation ----------------------------------------------------------------
     def _check_data(self, Y: Any, name: str = "Y") -> np.ndarray:
         Y = as_array(Y, name, ndim=2, min_rows=3)
