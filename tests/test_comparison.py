@@ -1,5 +1,7 @@
 """pz.compare on a model whose posterior is known exactly: the table must rank exact above poor."""
 
+import functools
+
 import jax.numpy as jnp
 import numpy as np
 import numpyro
@@ -74,6 +76,30 @@ def test_compare_rejects_bad_methods():
         pz.compare(ScaleModel(), (y,), methods=["mle"])
     with pytest.raises(ValueError, match="methods: give a non-empty list"):
         pz.compare(ScaleModel(), (y,), methods=[])
+
+
+def test_compare_checks_every_method_first_and_keeps_the_finished_ones(monkeypatch):
+    y = np.random.default_rng(1).normal(0.0, 2.0, size=200).astype(np.float32)
+    real_fit, calls = ScaleModel.fit, []
+
+    @functools.wraps(real_fit)
+    def fit(self, *args, method="nuts", **kwargs):
+        calls.append(method)
+        if method == "nuts":
+            raise FloatingPointError("the step size went to zero")
+        return real_fit(self, *args, method=method, **kwargs)
+
+    monkeypatch.setattr(ScaleModel, "fit", fit)
+    # an option the second method's fit does not take is refused before the first method runs
+    with pytest.raises(ValueError, match="^methods: nuts: epochs: not an option of ScaleModel.fit"):
+        pz.compare(ScaleModel(), (y,), methods=["poor", "nuts"], budget={"poor": {}, "nuts": {"epochs": 2}})
+    assert calls == []
+    with pytest.raises(pz.ComparisonError, match="nuts failed after 1 finished: FloatingPointError") as caught:
+        pz.compare(ScaleModel(), (y,), methods=["poor", "nuts"])
+    assert calls == ["poor", "nuts"]
+    assert list(caught.value.table.index) == ["poor"] and np.isfinite(caught.value.table.loc["poor", "lpd"])
+    assert set(caught.value.fits) == {"poor"} and caught.value.method == "nuts"
+    assert isinstance(caught.value.__cause__, FloatingPointError)
 
 
 def test_parse_method_with_model_options():
