@@ -34,7 +34,7 @@ import numpy as np
 import optax
 from numpyro import handlers
 from numpyro.distributions.transforms import biject_to
-from numpyro.infer import HMC, HMCECS, NUTS, SA, BarkerMH, init_to_median, init_to_value
+from numpyro.infer import HMC, HMCECS, MCMC, NUTS, SA, BarkerMH, init_to_median, init_to_value
 from numpyro.infer import autoguide as ag
 from numpyro.infer.util import log_likelihood
 from numpyro.primitives import Messenger
@@ -42,6 +42,7 @@ from numpyro.primitives import Messenger
 from probzoo.core import Engine, Family
 from probzoo.infer import arviz_io
 from probzoo.infer.mcmc import run_mcmc
+from probzoo.infer.programs import is_array
 from probzoo.infer.svi import OrderedTraceELBO, run_svi
 from probzoo.validation import check_int, check_positive
 
@@ -328,6 +329,30 @@ def _hmcecs_supports(model: Any) -> str | None:
     return None
 
 
+def _vmapped_chains(kernel: Any, model: Any, budget: Mapping[str, Any], seed: int,
+                    fields: tuple[str, ...]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Chains of a kernel that NumPyro runs only one at a time, as one compiled program: a single-chain MCMC
+    traced once and mapped over the chains' keys, split from the seed as NumPyro splits them for its own
+    chains. No progress bar (the chains run inside one program). Returns (samples, extra fields), each with a
+    leading chain axis."""
+    arrays = [is_array(a) for a in model.args]
+
+    def one_chain(key: Any, dyn_args: list[Any], kwargs: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+        it = iter(dyn_args)
+        args = [next(it) if dynamic else a for a, dynamic in zip(model.args, arrays, strict=True)]
+        mcmc = MCMC(kernel, num_warmup=budget["num_warmup"], num_samples=budget["num_samples"], num_chains=1,
+                    progress_bar=False, jit_model_args=False)
+        mcmc.run(key, *args, extra_fields=fields, **kwargs)
+        return mcmc.get_samples(), mcmc.get_extra_fields()
+
+    keys = jax.random.split(jax.random.PRNGKey(seed), budget["num_chains"])
+    dyn_args = [a for a, dynamic in zip(model.args, arrays, strict=True) if dynamic]
+    kwargs = {k: v for k, v in model.kwargs.items() if is_array(v)}
+    static_kwargs = {k: v for k, v in model.kwargs.items() if not is_array(v)}
+    program = jax.jit(jax.vmap(lambda k, d, kw: one_chain(k, d, {**kw, **static_kwargs}), in_axes=(0, None, None)))
+    return program(keys, dyn_args, kwargs)
+
+
 def _mcmc_run(make_kernel: Callable[[Any, Any, Mapping[str, Any]], Any],
               fields: tuple[str, ...] = ()) -> Callable[..., Any]:
     def run(eng: Engine, model: Any, budget: Mapping[str, Any], options: Mapping[str, Any], seed: int,
@@ -335,17 +360,23 @@ def _mcmc_run(make_kernel: Callable[[Any, Any, Mapping[str, Any]], Any],
         t0 = time.perf_counter()
         kernel = make_kernel(model, _init_strategy(model, seed), {**options, "seed": seed})
         chain_method = options.get("chain_method")
-        if chain_method is None and isinstance(kernel, (HMCECS, BarkerMH, SA)) and budget["num_chains"] > 1:
-            # these kernels do not vectorise chains (numpyro 0.22): in parallel on devices, else one by one
-            chain_method = "parallel" if jax.local_device_count() >= budget["num_chains"] else "sequential"
-        r = run_mcmc(kernel, *model.args, num_warmup=budget["num_warmup"], num_samples=budget["num_samples"],
-                     num_chains=budget["num_chains"], seed=seed, progress=progress, chain_method=chain_method,
-                     extra_fields=fields, **model.kwargs)
-        draws = {k: np.asarray(v) for k, v in r.mcmc.get_samples(group_by_chain=True).items()
+        own_chains = isinstance(kernel, (HMCECS, BarkerMH, SA)) and budget["num_chains"] > 1
+        if chain_method is None and own_chains and jax.local_device_count() >= budget["num_chains"]:
+            chain_method = "parallel"
+        if chain_method is None and own_chains:
+            # numpyro 0.22 cannot vectorise these kernels' chains, and one by one each chain compiles anew
+            samples, extra = _vmapped_chains(kernel, model, budget, seed, fields)
+            chain_method = "vectorized"
+        else:
+            r = run_mcmc(kernel, *model.args, num_warmup=budget["num_warmup"], num_samples=budget["num_samples"],
+                         num_chains=budget["num_chains"], seed=seed, progress=progress, chain_method=chain_method,
+                         extra_fields=fields, **model.kwargs)
+            samples, extra = r.mcmc.get_samples(group_by_chain=True), r.mcmc.get_extra_fields(group_by_chain=True)
+            chain_method = r.chain_method
+        draws = {k: np.asarray(v) for k, v in samples.items()
                  if k in latent_sites(model) or k in _deterministic(model)}
         info: dict[str, Any] = {"num_warmup": budget["num_warmup"], "num_samples": budget["num_samples"],
-                                "num_chains": budget["num_chains"], "chain_method": r.chain_method}
-        extra = r.mcmc.get_extra_fields(group_by_chain=True)
+                                "num_chains": budget["num_chains"], "chain_method": chain_method}
         if "diverging" in extra:
             info["divergences"] = int(np.sum(np.asarray(extra["diverging"])))
         if "num_steps" in extra:
@@ -354,7 +385,8 @@ def _mcmc_run(make_kernel: Callable[[Any, Any, Mapping[str, Any]], Any],
             info["subsample_size"] = int(options["subsample_size"])
         # HMCECS samples a model whose data plate is subsampled; its pointwise log-likelihood (and so the
         # InferenceData) is computed on the model itself, over every row
-        idata = None if isinstance(kernel, HMCECS) else arviz_io.from_mcmc(r.mcmc, attrs={"engine": eng.name})
+        idata = None if isinstance(kernel, HMCECS) or chain_method == "vectorized" and own_chains else \
+            arviz_io.from_mcmc(r.mcmc, attrs={"engine": eng.name})
         return _make_fit(model, eng, params={k: v.mean(axis=(0, 1)) for k, v in draws.items()}, draws=draws,
                          chains=True, losses=np.zeros((0,), np.float32), wall=time.perf_counter() - t0,
                          compile_time=float("nan"), seed=seed, info=info, idata=idata)
