@@ -103,11 +103,21 @@ def test_interrupted_and_resumed_run_equals_the_uninterrupted_one(tmp_path, blob
 def test_beta_scales_only_the_z_sites():
     X = np.random.default_rng(0).normal(size=(20, 2)).astype(np.float32)
     model = ClusteringVAE(n_clusters=3, likelihood="normal", beta=8.0)
-    seeded = handlers.seed(model.model, 0)
-    tr = handlers.trace(handlers.substitute(seeded, substitute_fn=lambda msg: None)).get_trace(X, method="enum")
-    assert tr["z"]["scale"] == 8.0 and tr["x"]["scale"] is None
-    gtr = handlers.trace(handlers.seed(model.guide, 0)).get_trace(X, method="relaxed")
-    assert gtr["z"]["scale"] == 8.0 and gtr["log_y"]["scale"] is None
+
+    def scales(fn, method, sites):
+        # the sites' scales are Python values set while tracing: read them abstractly, nothing compiled
+        out = {}
+
+        def traced():
+            tr = handlers.trace(handlers.seed(fn, 0)).get_trace(X, method=method)
+            out.update({k: tr[k]["scale"] for k in sites})
+            return 0
+
+        jax.make_jaxpr(traced)()
+        return out
+
+    assert scales(model.model, "enum", ("z", "x")) == {"z": 8.0, "x": None}
+    assert scales(model.guide, "relaxed", ("z", "log_y")) == {"z": 8.0, "log_y": None}
 
 
 def test_schedules_follow_the_optimiser_clock():
@@ -177,18 +187,26 @@ def test_patch_conv_equals_flax_convolution(kind, c, features):
         ref = nn.ConvTranspose(features, (4, 4), strides=(2, 2), padding=((2, 2), (2, 2)))
         x = jax.random.normal(jax.random.PRNGKey(0), (3, 7, 5, c))
     layer = PatchConv(features, kind)
-    params = layer.init(jax.random.PRNGKey(1), x)
-    assert jax.tree.map(jnp.shape, params) == jax.tree.map(jnp.shape, ref.init(jax.random.PRNGKey(1), x))
-    params = jax.tree.map(lambda p: p + 0.3 * jax.random.normal(jax.random.PRNGKey(2), p.shape), params)
-    out, want = layer.apply(params, x), ref.apply(params, x)
+    # the same parameter shapes, read abstractly (nothing is compiled for it)
+    shapes = jax.tree.map(jnp.shape, jax.eval_shape(layer.init, jax.random.PRNGKey(1), x))
+    assert shapes == jax.tree.map(jnp.shape, jax.eval_shape(ref.init, jax.random.PRNGKey(1), x))
+
+    @jax.jit  # one program for both layers, their outputs and gradients (eagerly, every operation compiles)
+    def outputs_and_grads(x):
+        params = layer.init(jax.random.PRNGKey(1), x)
+        params = jax.tree.map(lambda p: p + 0.3 * jax.random.normal(jax.random.PRNGKey(2), p.shape), params)
+        out, want = layer.apply(params, x), ref.apply(params, x)
+        w = jax.random.normal(jax.random.PRNGKey(3), want.shape)
+
+        def grads(f):
+            return jax.grad(lambda p, x: jnp.sum(w * jnp.tanh(f(p, x))), argnums=(0, 1))(params, x)
+
+        return out, want, grads(layer.apply), grads(ref.apply)
+
+    out, want, grads_patch, grads_ref = outputs_and_grads(x)
     assert out.shape == want.shape == ((3, 4, 3, features) if kind == "down" else (3, 14, 10, features))
     np.testing.assert_allclose(out, want, rtol=1e-5, atol=1e-5)
-    w = jax.random.normal(jax.random.PRNGKey(3), want.shape)
-
-    def grads(f):
-        return jax.grad(lambda p, x: jnp.sum(w * jnp.tanh(f(p, x))), argnums=(0, 1))(params, x)
-
-    for a, b in zip(jax.tree.leaves(grads(layer.apply)), jax.tree.leaves(grads(ref.apply)), strict=True):
+    for a, b in zip(jax.tree.leaves(grads_patch), jax.tree.leaves(grads_ref), strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
     with pytest.raises(ValueError, match="^x: a stride-2 convolution needs even"):
         PatchConv(4, "down").init(jax.random.PRNGKey(0), jnp.ones((1, 7, 6, 1)))
@@ -206,29 +224,33 @@ def test_conv_networks_are_the_article_layers_and_map_leading_dims():
     def leaky(h):
         return nn.leaky_relu(h, 0.2)
 
-    key = jax.random.PRNGKey(0)
-    x = jax.random.uniform(key, (2, 3, 784))
-    enc = ConvEncoder(channels=(4, 6), out=16)
-    pe = enc.init(key, x)["params"]
-    feats = enc.apply({"params": pe}, x)
-    h = x.reshape((6, 28, 28, 1))
-    for name, c in (("Conv_0", 4), ("Conv_1", 6)):
-        conv = nn.Conv(c, (4, 4), strides=(2, 2), padding=((1, 1), (1, 1)))
-        h = leaky(conv.apply({"params": pe[name]}, h))
-    want = leaky(nn.Dense(16).apply({"params": pe["Dense_0"]}, h.reshape((6, -1)))).reshape((2, 3, 16))
-    assert feats.shape == (2, 3, 16)
-    np.testing.assert_allclose(feats, want, rtol=1e-5, atol=1e-5)
+    @jax.jit  # both networks and their references as one program (eagerly, every operation compiles)
+    def networks_and_references(key):
+        x = jax.random.uniform(key, (2, 3, 784))
+        enc = ConvEncoder(channels=(4, 6), out=16)
+        pe = enc.init(key, x)["params"]
+        feats = enc.apply({"params": pe}, x)
+        h = x.reshape((6, 28, 28, 1))
+        for name, c in (("Conv_0", 4), ("Conv_1", 6)):
+            conv = nn.Conv(c, (4, 4), strides=(2, 2), padding=((1, 1), (1, 1)))
+            h = leaky(conv.apply({"params": pe[name]}, h))
+        want_feats = leaky(nn.Dense(16).apply({"params": pe["Dense_0"]}, h.reshape((6, -1)))).reshape((2, 3, 16))
 
-    z = jax.random.normal(key, (10, 3, 2))
-    dec = ConvDecoder(channels=(4, 6), hidden=16)
-    pd = dec.init(key, z)["params"]
-    logits = dec.apply({"params": pd}, z)
-    h = leaky(nn.Dense(16).apply({"params": pd["Dense_0"]}, z.reshape((30, 2))))
-    h = leaky(nn.Dense(7 * 7 * 6).apply({"params": pd["Dense_1"]}, h)).reshape((30, 7, 7, 6))
-    for name, c in (("ConvTranspose_0", 4), ("ConvTranspose_1", 1)):
-        h = nn.ConvTranspose(c, (4, 4), strides=(2, 2), padding=((2, 2), (2, 2))).apply({"params": pd[name]}, h)
-        h = leaky(h) if name.endswith("0") else h
+        z = jax.random.normal(key, (10, 3, 2))
+        dec = ConvDecoder(channels=(4, 6), hidden=16)
+        pd = dec.init(key, z)["params"]
+        logits = dec.apply({"params": pd}, z)
+        h = leaky(nn.Dense(16).apply({"params": pd["Dense_0"]}, z.reshape((30, 2))))
+        h = leaky(nn.Dense(7 * 7 * 6).apply({"params": pd["Dense_1"]}, h)).reshape((30, 7, 7, 6))
+        for name, c in (("ConvTranspose_0", 4), ("ConvTranspose_1", 1)):
+            h = nn.ConvTranspose(c, (4, 4), strides=(2, 2), padding=((2, 2), (2, 2))).apply({"params": pd[name]}, h)
+            h = leaky(h) if name.endswith("0") else h
+        return feats, want_feats, logits, h.reshape((10, 3, 784))
+
+    feats, want_feats, logits, want_logits = networks_and_references(jax.random.PRNGKey(0))
+    assert feats.shape == (2, 3, 16)
+    np.testing.assert_allclose(feats, want_feats, rtol=1e-5, atol=1e-5)
     assert logits.shape == (10, 3, 784)
-    np.testing.assert_allclose(logits, h.reshape((10, 3, 784)), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(logits, want_logits, rtol=1e-5, atol=1e-5)
 
 

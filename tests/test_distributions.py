@@ -125,20 +125,26 @@ def test_gradients_flow_through_samples() -> None:
 
 
 def test_batch_shapes_broadcast_temperature_and_logits() -> None:
-    tau = jnp.array([[0.5], [1.0], [2.0]])  # (3, 1)
-    logits = jnp.zeros((4, 6))  # (4,) batch of K = 6
-    d = RelaxedOneHotCategorical(tau, logits=logits)
-    assert d.batch_shape == (3, 4) and d.event_shape == (6,)
-    y = d.sample(jax.random.PRNGKey(0), (5,))
-    assert y.shape == (5, 3, 4, 6)
-    assert d.log_prob(y).shape == (5, 3, 4)
-    assert d.expand((2, 3, 4)).batch_shape == (2, 3, 4)
+    tau = np.array([[0.5], [1.0], [2.0]], np.float32)  # (3, 1)
+    logits = np.zeros((4, 6), np.float32)  # (4,) batch of K = 6
+    shapes = {}
+
+    def traced():  # shapes are static: traced abstractly, nothing compiled
+        d = RelaxedOneHotCategorical(tau, logits=logits)
+        y = d.sample(jax.random.PRNGKey(0), (5,))
+        base = ExpRelaxedOneHotCategorical(tau, logits=logits)
+        shapes.update(batch=d.batch_shape, event=d.event_shape, y=y.shape, log_prob=d.log_prob(y).shape,
+                      expanded=d.expand((2, 3, 4)).batch_shape, base=base.sample(jax.random.PRNGKey(0), (5,)).shape)
+        return y
+
+    jax.make_jaxpr(traced)()
+    assert shapes == {"batch": (3, 4), "event": (6,), "y": (5, 3, 4, 6), "log_prob": (5, 3, 4),
+                      "expanded": (2, 3, 4), "base": (5, 3, 4, 6)}
     base = ExpRelaxedOneHotCategorical(tau, logits=logits)
-    assert base.sample(jax.random.PRNGKey(0), (5,)).shape == (5, 3, 4, 6)
-    assert bool(jnp.all(log_simplex(base.sample(jax.random.PRNGKey(1)))))
+    assert bool(jax.jit(lambda k: jnp.all(log_simplex(base.sample(k))))(jax.random.PRNGKey(1)))
     # vmap over the temperature
-    lp = jax.vmap(lambda t: RelaxedOneHotCategorical(t, logits=jnp.zeros(3)).log_prob(jnp.array([0.2, 0.3, 0.5])))(
-        jnp.array([0.5, 1.0]))
+    lp = jax.jit(jax.vmap(lambda t: RelaxedOneHotCategorical(t, logits=jnp.zeros(3)).log_prob(
+        jnp.array([0.2, 0.3, 0.5]))))(jnp.array([0.5, 1.0]))
     np.testing.assert_allclose(lp, [concrete_logpdf(np.array([0.2, 0.3, 0.5]), np.ones(3) / 3, t) for t in (0.5, 1.0)],
                                rtol=1e-4)
 

@@ -51,8 +51,11 @@ def test_relaxed_categorical_at_temperature_001():
 
     # as inside a model: NumPyro scores a sample with its log-space intermediates, exact even where a
     # coordinate of the simplex point underflows to 0 at this temperature
-    s, intermediates = d.sample_with_intermediates(jax.random.PRNGKey(0), (500,))
-    assert _all_finite(s, d.log_prob(s, intermediates))
+    def draw_and_score(key):
+        s, intermediates = d.sample_with_intermediates(key, (500,))
+        return s, d.log_prob(s, intermediates)
+
+    assert _all_finite(*jax.jit(draw_and_score)(jax.random.PRNGKey(0)))
     X, _ = pz.data.blobs(n=300, seed=0)
     fit = pz.ClusteringVAE(n_clusters=3, likelihood="normal", encoder="mlp", hidden=(32,), temperature=0.01).fit(
         X, method="relaxed", epochs=3, batch_size=50, seed=0)
