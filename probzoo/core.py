@@ -75,6 +75,9 @@ class Engine:
     supports: Callable[[Any], str | None]
     run: Callable[..., Any] = field(repr=False)
 
+    def __repr__(self) -> str:
+        return f"Engine({self.name!r}, {self.family}: {self.description}; budget {dict(self.budget)})"
+
     def settings(self, given: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
         """Split ``given`` into (budget, options) over the defaults; unknown names raise ValueError."""
         unknown = sorted(set(given) - set(self.budget) - set(self.options))

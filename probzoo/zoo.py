@@ -49,6 +49,9 @@ class ZooEntry:
     compare: Callable[..., Any] | None = None
     dataset_model_kwargs: dict[str, dict[str, Any]] = field(default_factory=dict)
 
+    def __repr__(self) -> str:
+        return f"ZooEntry({self.name!r}, methods={list(self.methods)}, data={list(self.datasets)})"
+
     def model_options(self, dataset: str) -> dict[str, Any]:
         """``model_kwargs`` updated with the options a data set needs (e.g. its number of clusters)."""
         return {**self.model_kwargs, **self.dataset_model_kwargs.get(dataset, {})}

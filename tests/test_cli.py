@@ -65,7 +65,7 @@ def test_usage_errors_exit_2_with_one_line(capsys, argv, message):
 def test_compare_mdn_json(tmp_path, capsys):
     # in-process (the console script itself is test_python_dash_m_is_the_same_command); a small budget
     argv = ["compare", "mdn", "--methods", "map,meanfield", "--json", "--out", str(tmp_path),
-            "--set", "n=2000", "--set", "num_steps=200"]
+            "--set", "n=500", "--set", "num_steps=40"]
     assert main(argv) == 0
     rows = json.loads(capsys.readouterr().out)
     assert [r["method"] for r in rows] == ["map", "meanfield"]
@@ -87,7 +87,11 @@ def test_fit_writes_fit_summary_and_figures(tmp_path):
     assert pngs and all(p.read_bytes()[:8] == PNG_MAGIC for p in pngs)
 
 
-def test_tour_index_links_valid_pngs(tmp_path):
+def test_tour_index_links_valid_pngs(tmp_path, monkeypatch):
+    # the tour's own budgets are checked in test_every_entry_is_complete; here the smallest that draw figures
+    monkeypatch.setattr(entries()["ukr"], "tour_runs", [
+        ("map", {"num_steps": 100}), ("nuts", {"num_warmup": 10, "num_samples": 10, "max_tree_depth": 3,
+                                               "map_steps": 50})])
     assert main(["tour", "--models", "ukr", "--out", str(tmp_path), "--quiet"]) == 0
     index = (tmp_path / "index.html").read_text()
     links = re.findall(r"<img src='([^']+)'", index)
@@ -111,10 +115,11 @@ def test_compare_checks_every_method_before_fitting_any(monkeypatch, capsys):
 def test_compare_keeps_and_prints_the_finished_rows_when_a_later_method_fails(tmp_path, monkeypatch, capsys):
     from probzoo.models.mdn import MDN
 
-    real_fit = MDN.fit
+    real_fit, hiddens = MDN.fit, []
 
     @functools.wraps(real_fit)
     def fit(self, *args, method="map", **kwargs):
+        hiddens.append((method, tuple(self.hidden)))
         if method == "meanfield":
             raise RuntimeError("out of memory")
         return real_fit(self, *args, method=method, **kwargs)
@@ -122,22 +127,14 @@ def test_compare_keeps_and_prints_the_finished_rows_when_a_later_method_fails(tm
     monkeypatch.setattr(MDN, "fit", fit)
     # a small network for NUTS only, as a method's model option; map finishes, meanfield fails, nuts never runs
     argv = ["compare", "mdn", "--methods", "map,meanfield,nuts[hidden=(4,)]", "--json", "--out", str(tmp_path),
-            "--set", "n=300", "--set", "num_steps=30"]
+            "--set", "n=300", "--set", "num_steps=30", "--model", "hidden=(3,)"]
     assert main(argv) == 1
     captured = capsys.readouterr()
     rows = json.loads(captured.out)
     assert [r["method"] for r in rows] == ["map"] and np.isfinite(rows[0]["lpd"])
+    assert [(m, h) for m, h in hiddens] == [("map", (3,)), ("meanfield", (3,))]  # --model reached every method
     assert "meanfield failed after 1 finished: RuntimeError: out of memory" in captured.err
     assert (tmp_path / "mdn_compare.png").read_bytes()[:8] == PNG_MAGIC
-
-
-def test_model_options_reach_every_method_of_compare(tmp_path, capsys):
-    argv = ["compare", "mdn", "--methods", "map,nuts", "--json", "--out", str(tmp_path), "--model", "hidden=(3,)",
-            "--set", "n=200", "--set", "num_steps=20", "--set", "num_warmup=20", "--set", "num_samples=20",
-            "--set", "num_chains=1"]
-    assert main(argv) == 0
-    rows = json.loads(capsys.readouterr().out)
-    assert [r["method"] for r in rows] == ["map", "nuts"]
 
 
 def test_tour_checks_every_run_first_and_reports_a_failed_one_without_losing_the_others(tmp_path, monkeypatch,
@@ -196,6 +193,11 @@ def test_every_entry_is_complete():
         assert entry.default_data in entry.datasets, name
         assert entry.tour_runs and all(m in entry.methods for m, _ in entry.tour_runs), name
         assert tuple(entry.model_class.methods) == tuple(entry.methods), name
+        # every tour run passes the check the tour makes before it trains anything
+        data, _ = entry.datasets[entry.default_data](0)
+        model = entry.model_class(**{**entry.model_options(entry.default_data), **entry.tour_model_kwargs})
+        for method, options in entry.tour_runs:
+            model.check_fit(*data, method=method, **options)
 
 
 def test_python_dash_m_is_the_same_command():

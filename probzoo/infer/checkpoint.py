@@ -69,6 +69,9 @@ class Checkpoint:
     losses: np.ndarray
     meta: dict[str, Any] = field(default_factory=dict)
 
+    def __repr__(self) -> str:
+        return f"Checkpoint(step={self.step}, arrays={len(self.leaves)})"
+
     def restore(self, template: Any) -> Any:
         """Rebuild the saved state with the tree structure of ``template`` (a freshly initialised state)."""
         t_leaves, treedef = jax.tree_util.tree_flatten(template)

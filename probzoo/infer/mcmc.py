@@ -21,6 +21,11 @@ class MCMCRun:
     wall_time: float
     chain_method: str
 
+    def __repr__(self) -> str:
+        return (f"MCMCRun({type(self.mcmc.sampler).__name__}, num_chains={self.mcmc.num_chains}, "
+                f"num_samples={self.mcmc.num_samples}, chain_method={self.chain_method!r}, "
+                f"wall_time={self.wall_time:.2f}s)")
+
     def samples(self, group_by_chain: bool = False) -> dict[str, Any]:
         return self.mcmc.get_samples(group_by_chain=group_by_chain)
 

@@ -90,18 +90,48 @@ class Fit:
         parameters are identified only up to a symmetry names invariant quantities instead."""
         return None
 
+    @property
+    def is_point_estimate(self) -> bool:
+        """An optimisation fit (MAP): its posterior is one point, however many times it is stored (a point
+        mass is kept as two equal draws so that ArviZ's LOO applies), not a spread."""
+        if self.info.get("point_estimate") is not None:
+            return bool(self.info["point_estimate"])
+        post = getattr(self.idata, "posterior", None) if self.idata is not None and not self.is_mcmc else None
+        if post is None or not post.data_vars:
+            return False
+        return all(bool(np.all(v.values == v.values[:1, :1])) for v in post.data_vars.values())
+
+    @property
+    def epoch_losses(self) -> np.ndarray:
+        """The loss per epoch, the mean over its minibatch steps (a last, partial epoch is the mean of its
+        steps; per step for full-batch runs): a single minibatch's loss is noise around it."""
+        losses = np.asarray(self.losses, np.float64)
+        spe = int(self.info.get("steps_per_epoch") or 1)
+        return np.array([losses[i:i + spe].mean() for i in range(0, len(losses), spe)])
+
     def summary(self, var_names: list[str] | None = None):
         """``az.summary`` of the posterior. r_hat/ESS are shown only for MCMC fits: a variational fit has
-        one set of guide draws, not independent chains, so those columns would not mean convergence."""
+        one set of guide draws, not independent chains, so those columns would not mean convergence.
+        A point estimate (one draw) has no spread: its summary is the point, one ``value`` per coordinate."""
         if self.idata is None or "posterior" not in self.idata.groups():
             raise ValueError(f"summary: this {self.method} fit has no posterior draws")
+        if self.is_point_estimate:
+            import pandas as pd
+
+            post = self.idata.posterior if var_names is None else self.idata.posterior[var_names]
+            rows = {}
+            for name, var in post.data_vars.items():
+                values = np.asarray(var.values)[0, 0]
+                for index in np.ndindex(values.shape):
+                    rows[name + (f"[{', '.join(map(str, index))}]" if index else "")] = float(values[index])
+            return pd.DataFrame({"value": pd.Series(rows, dtype=float)})
         return arviz_io.summary(self.idata, var_names=var_names, diagnostics=self.is_mcmc)
 
     def __repr__(self) -> str:
         name = type(self.model).__name__ if self.model is not None else "?"
-        return (f"{type(self).__name__}(model={name}, method={self.method!r}, "
-                f"wall_time={self.wall_time:.2f}s, final_loss="
-                f"{(float(self.losses[-1]) if len(self.losses) else float('nan')):.4g})")
+        per_epoch = self.epoch_losses
+        loss = f", final_loss={float(per_epoch[-1]):.4g}" if len(per_epoch) else ""
+        return f"{type(self).__name__}(model={name}, method={self.method!r}, wall_time={self.wall_time:.2f}s{loss})"
 
     # --- persistence -----------------------------------------------------------------------------
     def save(self, path: str | os.PathLike, overwrite: bool = False) -> Path:

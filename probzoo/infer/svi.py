@@ -104,6 +104,10 @@ class SVIRun:
     args: tuple = ()  # the data the run was given (references, not copies)
     kwargs: dict[str, Any] = field(default_factory=dict)
 
+    def __repr__(self) -> str:
+        last = f", final_loss={float(self.losses[-1]):.4g}" if len(self.losses) else ""
+        return f"SVIRun(num_steps={self.num_steps}, wall_time={self.wall_time:.2f}s{last})"
+
     @property
     def run_time(self) -> float:
         """Seconds of optimisation: the wall time less set-up (initial state, final parameters) and compilation."""

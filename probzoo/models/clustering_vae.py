@@ -464,7 +464,8 @@ class ClusteringVAE(ZooModel):
             compile_time=run.compile_time, seed=seed,
             info={"epochs": epochs, "batch_size": batch_size, "n_rows": N, "n_features": P,
                   "n_labelled": int(labelled.size), "labelled_scale": float(labelled_scale),
-                  "steps": int(run.num_steps), "seconds_per_epoch": run.run_time / epochs,
+                  "steps": int(run.num_steps), "steps_per_epoch": run.steps_per_epoch,
+                  "seconds_per_epoch": run.run_time / epochs,
                   "setup_time": run.setup_time},
         )
         fit.idata = fit._inference_data(X, num_draws=num_draws, n_reconstructions=n_reconstructions, seed=seed)

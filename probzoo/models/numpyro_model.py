@@ -207,7 +207,7 @@ class NumPyroModel(ZooModel):
         self._kwargs = {k[3:]: v for k, v in values.items() if k.startswith("kw_")}
 
 
-@dataclass
+@dataclass(repr=False)  # Fit's short repr, not every field
 class NumPyroFit(Fit):
     """A fit of a :class:`NumPyroModel`: draws, InferenceData, pointwise and held-out log-likelihoods."""
 

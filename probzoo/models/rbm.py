@@ -329,7 +329,7 @@ def _make_epoch(tx: optax.GradientTransformation, method: str, k: int, batch_siz
 
 
 # --- the model and its fit -----------------------------------------------------------------------------------
-@dataclass
+@dataclass(repr=False)  # Fit's short repr, not every array
 class RBMFit(Fit):
     """A trained RBM. ``params`` = {"W": (n_visible, n_hidden), "b": (n_visible,), "c": (n_hidden,)};
     ``arrays["base_rate"]`` holds the training data's pixel means (the AIS base model) and

@@ -505,8 +505,9 @@ class UKRFit(Fit):
         """The rotation/reflection-invariant quantities that r_hat/ESS are read on."""
         return ["recon_error", "pair_dist", "latent_rms"] + (["s"] if self.model.noise is None else [])
 
-    def diagnostics(self) -> dict[str, dict[str, float]]:
-        """r_hat and bulk ESS (ArviZ) of the invariant quantities, and of the raw latents for contrast.
+    def diagnostics(self) -> dict[str, dict[str, Any]]:
+        """r_hat and bulk ESS (ArviZ) of the invariant quantities, and the r_hat of the raw latents ``x`` for
+        contrast; each entry says whether its quantity is ``invariant``.
 
         Raw latents are identified only up to rotation/reflection: their r_hat across chains that
         settled in different orientations is large by construction and says nothing about convergence.
@@ -516,10 +517,11 @@ class UKRFit(Fit):
         names = self.diagnostic_sites
         rhat = arviz_io.rhat(self.idata, var_names=names + ["x"])
         ess = arviz_io.ess(self.idata, var_names=names)
-        out = {v: {"r_hat_max": float(np.max(rhat[v].values)), "ess_bulk_min": float(np.min(ess[v].values))}
-               for v in names}
-        out["x (raw latents; identified only up to rotation/reflection)"] = {
-            "r_hat_max": float(np.max(rhat["x"].values))}
+        out: dict[str, dict[str, Any]] = {
+            v: {"r_hat_max": float(np.max(rhat[v].values)), "ess_bulk_min": float(np.min(ess[v].values)),
+                "invariant": True} for v in names}
+        # the raw latents for contrast: identified only up to rotation/reflection ("invariant": False)
+        out["x"] = {"r_hat_max": float(np.max(rhat["x"].values)), "invariant": False}
         return out
 
 
