@@ -230,28 +230,87 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
-def write_index(out: Path, sections: list[dict[str, Any]], title: str = "probzoo tour") -> Path:
-    """An index.html that shows every section's table and figures (paths relative to ``out``)."""
-    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
-             "<style>body{font-family:sans-serif;max-width:1100px;margin:auto}table{border-collapse:collapse}"
-             "td,th{border:1px solid #bbb;padding:3px 8px;text-align:right}img{max-width:100%;margin:6px 0}"
-             "</style></head><body>", f"<h1>{html.escape(title)}</h1>"]
+TOUR_INTRO = (
+    "Every model of the zoo on its default data set, each with two inference methods at a small budget chosen "
+    "so that the whole tour runs in minutes on a laptop's CPU. The figures are what each fit looks like at that "
+    "budget, not the best each method can do: the model pages of the documentation give the budgets and the "
+    "seeds behind the reference results. Each table has one row per quantity and one column per method; "
+    "the glossary at the end says what every quantity means and which direction is better.")
+
+_ARROWS = {"higher": "\u2191 higher", "lower": "\u2193 lower", "closer to the target": "\u2192 target"}
+_LABELS = ("model", "method", "data")  # what names a run; every other column is a quantity
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, float):
+        return "nan" if math.isnan(value) else f"{value:.4g}"
+    return "" if value is None else str(value)
+
+
+def metrics_table(rows: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
+    """Runs as columns, quantities as rows: (header, rows of cells), so that a table stays as narrow as the
+    number of methods, whatever the number of quantities. A quantity a run lacks is an empty cell."""
+    from probzoo.glossary import COLUMNS
+
+    quantities = [k for k in dict.fromkeys(k for r in rows for k in r) if k not in _LABELS]
+    header = ["quantity", *(str(r.get("method", "")) for r in rows), "better"]
+    body = [[q, *(_cell(r.get(q)) for r in rows), _ARROWS.get(COLUMNS[q].better, "") if q in COLUMNS else ""]
+            for q in quantities]
+    return header, body
+
+
+def format_metrics(rows: list[dict[str, Any]]) -> str:
+    """:func:`metrics_table` as aligned text."""
+    header, body = metrics_table(rows)
+    widths = [max(len(line[i]) for line in [header, *body]) for i in range(len(header))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(header, widths, strict=True)).rstrip(),
+             "  ".join("-" * w for w in widths)]
+    lines += ["  ".join(c.ljust(w) if i in (0, len(header) - 1) else c.rjust(w)
+                        for i, (c, w) in enumerate(zip(line, widths, strict=True))).rstrip() for line in body]
+    return "\n".join(lines)
+
+
+def write_index(out: Path, sections: list[dict[str, Any]], title: str = "probzoo tour", intro: str = "") -> Path:
+    """An index.html: the introduction, every section's table of quantities by method, each run's figures under
+    a heading of its own (paths relative to ``out``), failures, and a glossary of every quantity shown.
+
+    A section is ``{"title", "rows", "figures"}`` or, per run, ``{"title", "rows", "runs": [{"method",
+    "figures"}]}``."""
+    from probzoo.glossary import COLUMNS
+
+    esc = html.escape
+    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{esc(title)}</title>",
+             "<style>body{font-family:sans-serif;max-width:1100px;margin:auto;padding:0 1em}"
+             "table{border-collapse:collapse;max-width:100%}td,th{border:1px solid #bbb;padding:3px 8px}"
+             "td{text-align:right}td:first-child,td:last-child,th{text-align:left}"
+             "img{max-width:100%;margin:6px 0}.failed{color:#a00}</style></head><body>", f"<h1>{esc(title)}</h1>"]
+    if intro:
+        parts.append(f"<p>{esc(intro)}</p>")
+    shown: dict[str, None] = {}
     for sec in sections:
-        parts.append(f"<h2>{html.escape(sec['title'])}</h2>")
-        rows = sec["rows"]
-        if rows:
-            cols = list(dict.fromkeys(k for r in rows for k in r))
-            parts.append("<table><tr>" + "".join(f"<th>{html.escape(c)}</th>" for c in cols) + "</tr>")
-            for r in rows:
-                vals = [r.get(c) for c in cols]
-                parts.append("<tr>" + "".join(
-                    f"<td>{html.escape(f'{v:.4g}' if isinstance(v, float) else str(v))}</td>" for v in vals) + "</tr>")
+        parts.append(f"<h2>{esc(sec['title'])}</h2>")
+        if sec["rows"]:
+            header, body = metrics_table(sec["rows"])
+            shown.update(dict.fromkeys(line[0] for line in body))
+            parts.append("<table><tr>" + "".join(f"<th>{esc(c)}</th>" for c in header) + "</tr>")
+            parts += ["<tr>" + "".join(f"<td>{esc(c)}</td>" for c in line) + "</tr>" for line in body]
             parts.append("</table>")
         for failure in sec.get("failures", []):
-            parts.append(f"<p class='failed'><b>failed</b>: {html.escape(failure)}</p>")
-        for fig in sec["figures"]:
-            rel = Path(fig).resolve().relative_to(out.resolve())
-            parts.append(f"<div><img src='{html.escape(rel.as_posix())}' alt='{html.escape(rel.stem)}'></div>")
+            parts.append(f"<p class='failed'><b>failed</b>: {esc(failure)}</p>")
+        runs = sec.get("runs") or [{"method": None, "figures": sec.get("figures", [])}]
+        for run in runs:
+            if run["method"] is not None:
+                parts.append(f"<h3>{esc(sec['title'].split(':')[0])} / {esc(run['method'])}</h3>")
+            for fig in run["figures"]:
+                rel = Path(fig).resolve().relative_to(out.resolve())
+                parts.append(f"<div><img src='{esc(rel.as_posix())}' alt='{esc(rel.stem)}'></div>")
+    if shown:
+        parts.append("<h2>Glossary</h2><table><tr><th>quantity</th><th>meaning</th><th>better</th></tr>")
+        for q in shown:
+            col = COLUMNS.get(q)
+            parts.append(f"<tr><td>{esc(q)}</td><td>{esc(col.meaning if col else '')}</td>"
+                         f"<td>{esc(col.better or '') if col else ''}</td></tr>")
+        parts.append("</table>")
     parts.append("</body></html>")
     path = out / "index.html"
     path.write_text("\n".join(parts))
@@ -273,11 +332,11 @@ def cmd_tour(args: argparse.Namespace) -> int:
             runs.append((entry, method, fit_kwargs, prepared))
     out.mkdir(parents=True, exist_ok=True)
     sections: dict[str, dict[str, Any]] = {}
-    rows, failures = [], []
+    failures = []
     t0 = time.perf_counter()
     for entry, method, fit_kwargs, (model, data, extras) in runs:
         sec = sections.setdefault(entry.name, {"title": f"{entry.name}: {entry.description}", "rows": [],
-                                               "figures": [], "failures": []})
+                                               "runs": [], "failures": []})
         print(f"[tour] {entry.name} / {method} on {entry.default_data} ...", flush=True)
         try:
             res = _fit_one(entry, model, method, entry.default_data, data, extras, args.seed, not args.quiet,
@@ -289,11 +348,12 @@ def cmd_tour(args: argparse.Namespace) -> int:
             failures.append(message)
             continue
         sec["rows"].append(res["row"])
-        sec["figures"] += res["figures"]
-        rows.append(res["row"])
-    print()
-    print(format_table(rows))
-    index = write_index(out, list(sections.values()))
+        sec["runs"].append({"method": method, "figures": res["figures"]})
+    for name, sec in sections.items():
+        if sec["rows"]:
+            print(f"\n{name} on {sec['rows'][0]['data']}")
+            print(format_metrics(sec["rows"]))
+    index = write_index(out, list(sections.values()), intro=TOUR_INTRO)
     print(f"\ntour finished in {time.perf_counter() - t0:.0f} s; open {index}")
     if failures:
         print(f"probzoo tour: error: {len(failures)} of {len(runs)} runs failed:\n  " + "\n  ".join(failures),

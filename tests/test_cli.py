@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from probzoo.cli import format_table, main, write_index
+from probzoo.glossary import undocumented
 from probzoo.zoo import entries
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -71,6 +72,7 @@ def test_compare_mdn_json(tmp_path, capsys):
     assert [r["method"] for r in rows] == ["map", "meanfield"]
     for r in rows:
         assert r["lpd"] is not None and r["wall_s"] > 0
+        assert not undocumented(r), undocumented(r)  # every column of the comparison is in the glossary
 
 
 def test_fit_writes_fit_summary_and_figures(tmp_path):
@@ -87,19 +89,30 @@ def test_fit_writes_fit_summary_and_figures(tmp_path):
     assert pngs and all(p.read_bytes()[:8] == PNG_MAGIC for p in pngs)
 
 
-def test_tour_index_links_valid_pngs(tmp_path, monkeypatch):
+def test_tour_index_links_valid_pngs(tmp_path, monkeypatch, capsys):
     # the tour's own budgets are checked in test_every_entry_is_complete; here the smallest that draw figures
     monkeypatch.setattr(entries()["ukr"], "tour_runs", [
         ("map", {"num_steps": 100}), ("nuts", {"num_warmup": 10, "num_samples": 10, "max_tree_depth": 3,
                                                "map_steps": 50})])
     assert main(["tour", "--models", "ukr", "--out", str(tmp_path), "--quiet"]) == 0
+    printed = capsys.readouterr().out
+    # within 100 columns, but for the line that names the (long, temporary) output folder
+    assert max(len(line) for line in printed.splitlines() if str(tmp_path) not in line) <= 100, printed
     index = (tmp_path / "index.html").read_text()
     links = re.findall(r"<img src='([^']+)'", index)
     assert links, "the tour's index.html shows no figures"
     for link in links:
         data = (tmp_path / link).read_bytes()
         assert data[:8] == PNG_MAGIC, link
-    assert "<table>" in index
+    # every figure written is shown, under its method's heading
+    assert {p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*.png")} == set(links)
+    assert "<h3>ukr / map</h3>" in index and "<h3>ukr / nuts</h3>" in index and "budget" in index
+    # every quantity in the tables is in the glossary, and the glossary says which way is better
+    tables, glossary = index.split("<h2>Glossary</h2>")
+    quantities = set(re.findall(r"<tr><td>([a-z_0-9]+)</td>", tables))
+    assert quantities >= {"seconds", "reconstruction_error", "trustworthiness", "r_hat_recon_error"}
+    assert quantities == set(re.findall(r"<tr><td>([a-z_0-9]+)</td>", glossary))
+    assert not undocumented(quantities) and "\u2191 higher" in tables and "\u2193 lower" in tables
 
 
 def test_compare_checks_every_method_before_fitting_any(monkeypatch, capsys):
@@ -163,7 +176,7 @@ def test_tour_checks_every_run_first_and_reports_a_failed_one_without_losing_the
     assert calls == ["map", "nuts"] and "1 of 2 runs failed" in captured.err
     assert "ukr / nuts failed: RuntimeError: the chains diverged" in captured.err
     index = (tmp_path / "index.html").read_text()
-    assert "the chains diverged" in index and re.search(r"<td>map</td>", index)
+    assert "the chains diverged" in index and "<th>map</th>" in index and "<th>nuts</th>" not in index
 
 
 def test_help_lists_models_methods_data_sets_and_options(capsys):
@@ -181,9 +194,11 @@ def test_write_index_and_table(tmp_path):
     fig = tmp_path / "a" / "f.png"
     fig.parent.mkdir()
     fig.write_bytes(PNG_MAGIC)
-    path = write_index(tmp_path, [{"title": "demo", "rows": [{"method": "map", "lpd": -0.5}], "figures": [fig]}])
+    path = write_index(tmp_path, [{"title": "demo", "rows": [{"method": "map", "lpd": -0.5}], "figures": [fig]}],
+                       intro="what this is")
     html = path.read_text()
-    assert "<img src='a/f.png'" in html and "<td>-0.5</td>" in html
+    assert "<img src='a/f.png'" in html and "<tr><td>lpd</td><td>-0.5</td><td>\u2191 higher</td></tr>" in html
+    assert "<p>what this is</p>" in html and "<h2>Glossary</h2>" in html
     table = format_table([{"method": "map", "x": 1.23456}, {"method": "nuts", "x": float("nan")}])
     assert table.splitlines()[0].split() == ["method", "x"] and "1.235" in table and "nan" in table
 

@@ -11,6 +11,7 @@ from numpyro.contrib.funsor import config_enumerate
 from numpyro.infer import TraceEnum_ELBO
 
 import probzoo as pz
+from probzoo.glossary import undocumented
 from probzoo.models.clustering_vae import ClusteringVAE
 from probzoo.zoo import get_entry
 
@@ -53,6 +54,7 @@ def test_small_mnist_unsupervised_uses_the_clusters(mnist_small, tmp_path):
     entry = get_entry("clustering_vae")
     scores, figs = entry.report(fit, (X[:500],), {"labels_true": t[:500]}, tmp_path)
     assert {"accuracy", "nmi", "elbo", "lpd", "seconds_per_epoch"} <= set(scores)
+    assert not undocumented(scores)  # every quantity of the tour's table is in the glossary
     names = {f.name for f in figs}
     assert {"reconstructions.png", "generated.png", "latent.png", "prior.png", "loss.png"} <= names
     assert all(f.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for f in figs)

@@ -12,6 +12,7 @@ from numpyro.infer.autoguide import AutoNormal
 
 import probzoo as pz
 from probzoo.comparison import parse_method, split_methods
+from probzoo.glossary import undocumented
 from probzoo.infer import Fit, mcmc_inference_data, run_mcmc, run_svi, svi_inference_data
 from probzoo.models.base import ZooModel
 from probzoo.zoo import register_model
@@ -125,6 +126,7 @@ def test_compare_entry_draws_a_figure_per_method(tmp_path, name, methods, per_me
 
     table, figures = compare_entry(get_entry(name), methods, out_dir=tmp_path, num_steps=60, n=300)
     assert list(table.index) == methods
+    assert not undocumented(table.columns)  # every column of the comparison is in the glossary
     assert [f.name for f in figures] == [f"{name}_compare.png", per_method]
     for f in figures:
         assert f.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and f.stat().st_size > 5_000

@@ -14,6 +14,7 @@ from scipy.special import logsumexp
 from scipy.stats import chisquare
 
 import probzoo as pz
+from probzoo.glossary import undocumented
 from probzoo.infer import arviz_io
 from probzoo.models import rbm as R
 
@@ -264,6 +265,7 @@ def test_zoo_entry_report_on_digits(tmp_path):
     fit = pz.RBM(n_hidden=16).fit(*data, method="cd", epochs=2, diagnostic_chains=0)
     metrics, paths = entry.report(fit, data, extras, tmp_path)
     assert all(np.isfinite(v) for v in metrics.values())
+    assert not undocumented(metrics)  # every quantity of the tour's table is in the glossary
     assert metrics["log_likelihood"] > metrics["base_rate_log_likelihood"]
     assert len(paths) == 3 and all(p.is_file() and p.read_bytes()[:4] == b"\x89PNG" for p in paths)
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import probzoo as pz
-from probzoo.infer import run_svi
+from probzoo.infer import run_mcmc, run_svi
 from probzoo.infer.engines import registered
 from probzoo.zoo import entries
 
@@ -59,10 +59,12 @@ def test_every_public_object_has_a_short_repr(mdn_map):
         with numpyro.plate("data", y.shape[0]):
             numpyro.sample("y", dist.Normal(mu, 1.0), obs=y)
 
+    from numpyro.infer import NUTS
     from numpyro.infer.autoguide import AutoNormal
 
     svi_run = run_svi(model, AutoNormal(model), y, num_steps=5, seed=0)
-    objects = [mdn_map, mdn_map.model, rbm_fit, chains, svi_run, pz.from_numpyro(model, y),
+    mcmc_run = run_mcmc(NUTS(model), y, num_warmup=10, num_samples=10, num_chains=1, seed=0)
+    objects = [mdn_map, mdn_map.model, rbm_fit, chains, svi_run, mcmc_run, pz.from_numpyro(model, y),
                *registered().values(), *entries().values()]
     for obj in objects:
         text = repr(obj)

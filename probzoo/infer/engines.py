@@ -363,7 +363,7 @@ def _mcmc_run(make_kernel: Callable[[Any, Any, Mapping[str, Any]], Any],
         own_chains = isinstance(kernel, (HMCECS, BarkerMH, SA)) and budget["num_chains"] > 1
         if chain_method is None and own_chains and jax.local_device_count() >= budget["num_chains"]:
             chain_method = "parallel"
-        if chain_method is None and own_chains:
+        if chain_method in (None, "vectorized") and own_chains:
             # numpyro 0.22 cannot vectorise these kernels' chains, and one by one each chain compiles anew
             samples, extra = _vmapped_chains(kernel, model, budget, seed, fields)
             chain_method = "vectorized"
@@ -385,7 +385,9 @@ def _mcmc_run(make_kernel: Callable[[Any, Any, Mapping[str, Any]], Any],
             info["subsample_size"] = int(options["subsample_size"])
         # HMCECS samples a model whose data plate is subsampled; its pointwise log-likelihood (and so the
         # InferenceData) is computed on the model itself, over every row
-        idata = None if isinstance(kernel, HMCECS) or chain_method == "vectorized" and own_chains else \
+        # (and chains mapped in one program leave no MCMC object: their InferenceData is built from the draws)
+        vmapped = own_chains and chain_method == "vectorized"
+        idata = None if isinstance(kernel, HMCECS) or vmapped else \
             arviz_io.from_mcmc(r.mcmc, attrs={"engine": eng.name})
         return _make_fit(model, eng, params={k: v.mean(axis=(0, 1)) for k, v in draws.items()}, draws=draws,
                          chains=True, losses=np.zeros((0,), np.float32), wall=time.perf_counter() - t0,

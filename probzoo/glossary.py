@@ -1,0 +1,78 @@
+"""What every column of probzoo's tables means, and which direction is better.
+
+One place for the tour page, ``probzoo compare`` and the documentation: a column that no entry here
+explains is a bug (the tests check every column the zoo's reports and comparisons produce).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import NamedTuple
+
+__all__ = ["COLUMNS", "Column", "better", "undocumented"]
+
+
+class Column(NamedTuple):
+    meaning: str
+    better: str | None  # "higher", "lower", "closer to the target" or None (a label or a count)
+
+
+COLUMNS: dict[str, Column] = {
+    # the run
+    "model": Column("the zoo model", None),
+    "method": Column("the inference method (engine), with any model options in brackets", None),
+    "data": Column("the data set", None),
+    "family": Column("optimisation (a point), variational (an approximating distribution) or mcmc", None),
+    "seconds": Column("wall time of the fit call, set-up and compilation included", "lower"),
+    "wall_s": Column("wall time of the fit call, set-up and compilation included", "lower"),
+    "compile_s": Column("seconds of XLA compilation within wall_s", "lower"),
+    "run_s": Column("wall_s less compilation", "lower"),
+    "seconds_per_epoch": Column("run time per pass over the training data", "lower"),
+    # predictive quality, every model
+    "lpd": Column("held-out mean log predictive density per point, nats", "higher"),
+    "rank": Column("rank by held-out lpd (1 = best)", "lower"),
+    "elpd_loo": Column("PSIS-LOO expected log predictive density of the training data, nats (sum)", "higher"),
+    "elpd_loo_se": Column("standard error of elpd_loo", None),
+    "loo_rank": Column("rank by elpd_loo among the methods that have it (1 = best)", "lower"),
+    "elpd_diff": Column("elpd_loo below the best method's, nats", "lower"),
+    # MCMC diagnostics
+    "r_hat_max": Column("worst split r_hat over the diagnosed quantities; below 1.01 is converged", "lower"),
+    "ess_bulk_min": Column("smallest bulk effective sample size over the diagnosed quantities", "higher"),
+    "ess_bulk_per_s": Column("ess_bulk_min per second of run time", "higher"),
+    "r_hat_recon_error": Column("UKR NUTS: r_hat of the reconstruction error (rotation-invariant)", "lower"),
+    "r_hat_pair_dist": Column("UKR NUTS: worst r_hat of the distances of 10 fixed latent pairs", "lower"),
+    "free_energy_r_hat": Column("RBM: r_hat of the free energy over Gibbs chains from the fit", "lower"),
+    # MDN
+    "nll": Column("held-out negative log-likelihood per point, nats (= -lpd)", "lower"),
+    "floor_nll": Column("the true density's nll on the same points: what a perfect model scores", None),
+    "excess_nll": Column("nll - floor_nll: distance from the true density, nats", "lower"),
+    "coverage_90": Column("share of held-out points inside the central 90% predictive interval (target 0.9)",
+                          "closer to the target"),
+    "rmse": Column("root mean squared error of the predictive mean", "lower"),
+    "mean_std": Column("mean predictive standard deviation", None),
+    # UKR
+    "reconstruction_error": Column("mean squared error of the reconstructed data", "lower"),
+    "trustworthiness": Column("share of latent neighbourhoods that are true data neighbourhoods (0-1)", "higher"),
+    # clustering VAE
+    "accuracy": Column("cluster accuracy after the best one-to-one matching of clusters to classes", "higher"),
+    "nmi": Column("normalised mutual information of clusters and classes (0-1)", "higher"),
+    "clusters_used": Column("clusters that receive at least one point", None),
+    "elbo": Column("held-out evidence lower bound per image, nats", "higher"),
+    # RBM
+    "log_likelihood": Column("held-out mean log-likelihood per image, nats (log Z exact or by AIS)", "higher"),
+    "log_partition": Column("log Z, the log normalising constant (exact, or the AIS estimate)", None),
+    "log_partition_se": Column("standard error of the AIS log Z estimate (0 when exact)", "lower"),
+    "pseudo_likelihood": Column("held-out log pseudo-likelihood per image, summed over the pixels", "higher"),
+    "base_rate_log_likelihood": Column("log-likelihood of the independent-pixel base-rate model: a floor", None),
+    "train_pseudo_likelihood_article": Column("training pseudo-likelihood on the article's scale", "higher"),
+}
+
+
+def better(column: str) -> str | None:
+    """Which direction of ``column`` is better (None for labels and counts)."""
+    return COLUMNS[column].better
+
+
+def undocumented(columns: Iterable[str]) -> list[str]:
+    """The columns that the glossary does not explain."""
+    return [c for c in columns if c not in COLUMNS]
