@@ -221,8 +221,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
         table, figures, failed = err.table, err.figures, err
     if args.json:
         print(table.reset_index().to_json(orient="records", double_precision=6))
-    else:
-        print(format_table(table.reset_index().to_dict("records")))
+    else:  # a row per quantity and a column per method: as narrow as the number of methods
+        print(format_metrics(table.reset_index().to_dict("records")))
         print("\nwrote " + ", ".join(str(f) for f in figures))
     if failed is not None:
         print(f"probzoo compare: error: {failed}", file=sys.stderr)

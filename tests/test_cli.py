@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from probzoo.cli import format_table, main, write_index
+from probzoo.cli import format_metrics, format_table, main, write_index
 from probzoo.glossary import undocumented
 from probzoo.zoo import entries
 
@@ -199,6 +199,16 @@ def test_write_index_and_table(tmp_path):
     html = path.read_text()
     assert "<img src='a/f.png'" in html and "<tr><td>lpd</td><td>-0.5</td><td>\u2191 higher</td></tr>" in html
     assert "<p>what this is</p>" in html and "<h2>Glossary</h2>" in html
+    # compare's and the tour's text: a row per quantity, a column per method, the better direction, narrow
+    rows = [{"method": m, "family": f, "wall_s": 3.14159, "lpd": -1.0 + i, "r_hat_max": float("nan"),
+             "coverage_90": 0.9333, "ess_bulk_per_s": 0.3257, "elpd_loo": 158.4}
+            for i, (m, f) in enumerate([("map", "optimisation"), ("meanfield", "variational"),
+                                        ("nuts[hidden=(8,)]", "mcmc")])]
+    text = format_metrics(rows).splitlines()
+    assert text[0].split() == ["quantity", "map", "meanfield", "nuts[hidden=(8,)]", "better"]
+    assert text[2].split() == ["family", "optimisation", "variational", "mcmc"]
+    assert text[4].split() == ["lpd", "-1", "0", "1", "\u2191", "higher"]
+    assert len(text) == 2 + 7 and max(map(len, text)) <= 100
     table = format_table([{"method": "map", "x": 1.23456}, {"method": "nuts", "x": float("nan")}])
     assert table.splitlines()[0].split() == ["method", "x"] and "1.235" in table and "nan" in table
 
