@@ -266,13 +266,34 @@ def _table(rows: list[dict[str, Any]], fits: Mapping[str, Any]) -> pd.DataFrame:
     return table
 
 
+def figure_panels(table: pd.DataFrame) -> list[tuple[str, str]]:
+    """(column, panel title) for the comparison figure: every numeric column that is finite for some method and
+    differs between methods (a column equal for all, such as the true density's NLL, compares nothing), titled
+    with the direction that is better."""
+    from probzoo.glossary import COLUMNS
+
+    panels = []
+    for c in table.columns:
+        if c in ("rank", "loo_rank", "elpd_loo_se", "compile_s", "ess_bulk_min") or \
+                not pd.api.types.is_numeric_dtype(table[c]):
+            continue
+        values = table[c].astype(float)
+        finite = values[np.isfinite(values)]
+        if finite.empty or (len(values) > 1 and finite.nunique() == 1 and len(finite) == len(values)):
+            continue
+        better = COLUMNS[c].better if c in COLUMNS else None
+        panels.append((c, f"{c} ({better} is better)" if better in ("higher", "lower") else
+                       f"{c} (closer to the target is better)" if better else c))
+    return panels
+
+
 def comparison_figure(table: pd.DataFrame, path: str | Path, title: str = "") -> Path:
-    """Bars per method for every numeric column that is finite for some method."""
+    """Bars per method for every column of :func:`figure_panels`."""
     from probzoo.plots import plt, save
 
-    cols = [c for c in table.columns if c not in ("rank", "loo_rank", "elpd_loo_se", "compile_s", "ess_bulk_min")
-            and pd.api.types.is_numeric_dtype(table[c]) and table[c].notna().any()]
-    ncol = min(4, len(cols))
+    panels = figure_panels(table)
+    cols = [c for c, _ in panels]
+    ncol = max(1, min(4, len(cols)))
     nrow = math.ceil(len(cols) / ncol)
     fig, axes = plt.subplots(nrow, ncol, figsize=(3.2 * ncol, 2.6 * nrow), squeeze=False)
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
@@ -280,7 +301,7 @@ def comparison_figure(table: pd.DataFrame, path: str | Path, title: str = "") ->
         vals = table[col].astype(float)
         ax.bar(range(len(vals)), vals.fillna(0).values, color=[colors[i % len(colors)] for i in range(len(vals))])
         ax.set_xticks(range(len(vals)), table.index, rotation=30, ha="right", fontsize=8)
-        ax.set_title(col, fontsize=9)
+        ax.set_title(dict(panels)[col], fontsize=9)
         if col == "ess_bulk_per_s":
             ax.set_yscale("log") if (vals > 0).all() else None
     for ax in axes.ravel()[len(cols):]:

@@ -103,6 +103,18 @@ def test_compare_checks_every_method_first_and_keeps_the_finished_ones(monkeypat
     assert isinstance(caught.value.__cause__, FloatingPointError)
 
 
+def test_the_comparison_figure_shows_what_differs_and_which_way_is_better():
+    import pandas as pd
+
+    from probzoo.comparison import figure_panels
+
+    table = pd.DataFrame({"family": ["optimisation", "mcmc"], "lpd": [-1.2, -1.0], "floor_nll": [-1.05, -1.05],
+                          "r_hat_max": [np.nan, 1.01], "coverage_90": [0.93, 0.90], "rank": [2.0, 1.0],
+                          "elpd_loo": [np.nan, np.nan]}, index=["map", "nuts"])
+    assert figure_panels(table) == [("lpd", "lpd (higher is better)"), ("r_hat_max", "r_hat_max (lower is better)"),
+                                    ("coverage_90", "coverage_90 (closer to the target is better)")]
+
+
 def test_parse_method_with_model_options():
     assert parse_method("map") == ("map", {})
     assert parse_method("map[loo=False; reg=0.1]") == ("map", {"loo": False, "reg": 0.1})
