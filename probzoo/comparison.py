@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import re
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -156,7 +157,8 @@ def compare(
     way when it has one, and otherwise every method is scored by ELPD-LOO alone. ``extras`` are
     row-aligned arrays for scoring only (true labels, true latents), passed to ``fit.evaluate``.
     ``budget``: fit options for every method, or ``{method: options}``. A method may carry model
-    options, e.g. ``"map[loo=False]"``. Columns: wall/compile/run seconds, ``lpd`` (held-out mean log
+    options, e.g. ``"map[loo=False]"``. Columns: wall/compile/run seconds of the fit and ``score_s`` (the
+    scoring below, after the fit), ``lpd`` (held-out mean log
     predictive density per point), ``elpd_loo`` (+ se, from the fit's pointwise log-likelihood, and the
     ``az.compare`` rank where two or more fits have one), the model's task metrics, and for MCMC fits
     ``r_hat_max``, ``ess_bulk_min`` and ``ess_bulk_per_s``.
@@ -232,6 +234,7 @@ def compare(
         fits[label] = fit
         row: dict[str, Any] = {"method": label, "family": _family(method, fit), "wall_s": fit.wall_time,
                                "compile_s": fit.compile_time, "run_s": fit.run_time}
+        t_score = time.perf_counter()
         scores = fit.evaluate(*test, **test_extras) if test is not None else {}
         row["lpd"] = _finite_float(scores.pop("lpd", float("nan")))
         row["elpd_loo"] = row["elpd_loo_se"] = float("nan")
@@ -244,6 +247,7 @@ def compare(
         row.update({k: _finite_float(v) for k, v in scores.items()})
         if getattr(fit, "is_mcmc", False) and fit.idata is not None and "posterior" in fit.idata.groups():
             row.update(_mcmc_diagnostics(fit))
+        row["score_s"] = time.perf_counter() - t_score  # what the table's scores cost on top of the fit
         rows.append(row)
 
     table = _table(rows, fits)

@@ -27,6 +27,8 @@ COLUMNS: dict[str, Column] = {
     "wall_s": Column("wall time of the fit call, set-up and compilation included", "lower"),
     "compile_s": Column("seconds of XLA compilation within wall_s", "lower"),
     "run_s": Column("wall_s less compilation", "lower"),
+    "score_s": Column("seconds of held-out scoring, PSIS-LOO and diagnostics after the fit (not in wall_s)",
+                      "lower"),
     "seconds_per_epoch": Column("run time per pass over the training data", "lower"),
     # predictive quality, every model
     "lpd": Column("held-out mean log predictive density per point, nats", "higher"),

@@ -60,7 +60,7 @@ def test_compare_ranks_exact_above_poor():
     y = np.random.default_rng(0).normal(0.0, 5.0, size=300).astype(np.float32)
     table = pz.compare(ScaleModel(), (y,), methods=["nuts", "poor"], seed=0)
     assert list(table.index) == ["nuts", "poor"]
-    for col in ("wall_s", "run_s", "lpd", "elpd_loo", "elpd_loo_se", "sigma"):
+    for col in ("wall_s", "run_s", "score_s", "lpd", "elpd_loo", "elpd_loo_se", "sigma"):
         assert np.isfinite(table[col]).all(), col
     assert np.isfinite(table.loc["nuts", ["r_hat_max", "ess_bulk_per_s"]]).all()
     assert np.isnan(table.loc["poor", "r_hat_max"])  # no chains, no r_hat
