@@ -366,13 +366,13 @@ def _mcmc_run(make_kernel: Callable[[Any, Any, Mapping[str, Any]], Any],
         if chain_method in (None, "vectorized") and own_chains:
             # numpyro 0.22 cannot vectorise these kernels' chains, and one by one each chain compiles anew
             samples, extra = _vmapped_chains(kernel, model, budget, seed, fields)
-            chain_method = "vectorized"
+            chain_method, mcmc = "vectorized", None
         else:
             r = run_mcmc(kernel, *model.args, num_warmup=budget["num_warmup"], num_samples=budget["num_samples"],
                          num_chains=budget["num_chains"], seed=seed, progress=progress, chain_method=chain_method,
                          extra_fields=fields, **model.kwargs)
-            samples, extra = r.mcmc.get_samples(group_by_chain=True), r.mcmc.get_extra_fields(group_by_chain=True)
-            chain_method = r.chain_method
+            mcmc, chain_method = r.mcmc, r.chain_method
+            samples, extra = mcmc.get_samples(group_by_chain=True), mcmc.get_extra_fields(group_by_chain=True)
         draws = {k: np.asarray(v) for k, v in samples.items()
                  if k in latent_sites(model) or k in _deterministic(model)}
         info: dict[str, Any] = {"num_warmup": budget["num_warmup"], "num_samples": budget["num_samples"],
@@ -386,9 +386,8 @@ def _mcmc_run(make_kernel: Callable[[Any, Any, Mapping[str, Any]], Any],
         # HMCECS samples a model whose data plate is subsampled; its pointwise log-likelihood (and so the
         # InferenceData) is computed on the model itself, over every row
         # (and chains mapped in one program leave no MCMC object: their InferenceData is built from the draws)
-        vmapped = own_chains and chain_method == "vectorized"
-        idata = None if isinstance(kernel, HMCECS) or vmapped else \
-            arviz_io.from_mcmc(r.mcmc, attrs={"engine": eng.name})
+        idata = None if isinstance(kernel, HMCECS) or mcmc is None else \
+            arviz_io.from_mcmc(mcmc, attrs={"engine": eng.name})
         return _make_fit(model, eng, params={k: v.mean(axis=(0, 1)) for k, v in draws.items()}, draws=draws,
                          chains=True, losses=np.zeros((0,), np.float32), wall=time.perf_counter() - t0,
                          compile_time=float("nan"), seed=seed, info=info, idata=idata)

@@ -145,41 +145,25 @@ def _as_optim(optim: Any, learning_rate: float) -> _NumPyroOptim:
     raise TypeError(f"optim: expected an optax GradientTransformation or a numpyro optimiser, got {type(optim)}")
 
 
-def _plan(total: int, start: int, spe: int | None, chunk: int) -> list[tuple[str, int, int]]:
-    """Chunks from global step 0 (so a resumed run follows the same schedule), skipping those before start.
+def _chunk_len(spe: int | None, chunk: int) -> int:
+    """Steps in a full chunk: about ``chunk``, whole epochs when minibatching."""
+    return chunk if spe is None else spe * max(1, chunk // spe)
 
-    Each item is ("steps", first_step, length) for full-batch runs; with minibatches ("epochs", first_epoch,
-    n_epochs) for whole epochs and ("partial", epoch, length) for a last, partial epoch.
-    """
+
+def _plan(total: int, start: int, spe: int | None, chunk: int) -> list[tuple[int, int]]:
+    """Chunks as (first step, number of steps), laid out from global step 0 (so a resumed run follows the
+    same schedule), skipping those before start. With minibatches a chunk is whole epochs, or the last,
+    partial epoch."""
     plan, step = [], 0
-    if spe is None:
-        while step < total:
-            length = min(chunk, total - step)
-            if step >= start:
-                plan.append(("steps", step, length))
-            step += length
-        return plan
-    per = max(1, chunk // spe)
+    per_chunk = _chunk_len(spe, chunk)
     while step < total:
-        n_epochs = min(per, (total - step) // spe)
-        if n_epochs > 0:
-            item, length = ("epochs", step // spe, n_epochs), n_epochs * spe
-        else:
-            item, length = ("partial", step // spe, total - step), total - step
+        length = min(per_chunk, total - step)
+        if spe is not None and length > spe:
+            length -= length % spe  # whole epochs; a partial epoch only at the very end
         if step >= start:
-            plan.append(item)
+            plan.append((step, length))
         step += length
     return plan
-
-
-def _chunk_start(item: tuple[str, int, int], spe: int | None) -> int:
-    kind, first, _ = item
-    return first if kind == "steps" else first * spe  # type: ignore[operator]
-
-
-def _chunk_steps(item: tuple[str, int, int], spe: int | None) -> int:
-    kind, _, length = item
-    return length * spe if kind == "epochs" else length  # type: ignore[operator]
 
 
 def run_svi(
@@ -292,7 +276,7 @@ def run_svi(
     # resumed run reuses it instead of compiling a program per chunk length (each costs as much as the
     # first). Minibatches follow the same order as ever: epoch e visits the permutation drawn with
     # fold_in(key_data, e), batch after batch, drawn when the epoch starts (or the chunk starts inside it).
-    chunk_len = chunk_size if spe is None else spe * max(1, chunk_size // spe)
+    chunk_len = _chunk_len(spe, chunk_size)
 
     def chunk_fn(st, dargs, dkw, first, n):
         svi = traced_svi(dargs, dkw)[0]
@@ -332,15 +316,14 @@ def run_svi(
         return program
 
     plan = _plan(total, start, spe, chunk_size)
-    if start and plan and _chunk_start(plan[0], spe) != start:
+    if start and plan and plan[0][0] != start:
         raise ValueError("resume: the checkpoint's step does not fall on a chunk boundary of this run")
     loss_parts = [losses_done]
     step = start
     last_ckpt = start
     bar = tqdm(total=total, initial=start, desc=desc, disable=not progress, leave=False, dynamic_ncols=True)
     try:
-        for item in plan:
-            first, length = _chunk_start(item, spe), _chunk_steps(item, spe)
+        for first, length in plan:
             example = (state, dyn_args, dyn_kwargs, jnp.asarray(first, jnp.int32), jnp.asarray(length, jnp.int32))
             state, chunk_losses = get(example)(*example)
             chunk_losses = np.asarray(chunk_losses, dtype=np.float32)[:length]
