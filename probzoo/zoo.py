@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["ZooEntry", "entries", "get_entry", "model_class", "register_entry", "register_model"]
+__all__ = ["ZooEntry", "entries", "get_entry", "methods_table", "model_class", "register_entry", "register_model"]
 
 _MODEL_CLASSES: dict[str, type] = {}
 _ENTRIES: dict[str, ZooEntry] = {}
@@ -94,3 +94,21 @@ def get_entry(name: str) -> ZooEntry:
     if name not in all_entries:
         raise ValueError(f"model: unknown model {name!r}; choose one of {', '.join(sorted(all_entries))}")
     return all_entries[name]
+
+
+def methods_table() -> str:
+    """Every model against every inference method, as a Markdown table (the README's, generated here so that
+    it cannot drift): the four zoo models with the methods their ``fit`` takes, and ``pz.from_numpyro`` with
+    the generic engines, each of which runs a model of yours when its ``supports`` accepts it."""
+    from probzoo.infer import engines as _engines
+
+    zoo = entries()
+    generic = list(_engines.engines().index)
+    columns = list(dict.fromkeys([*generic, *(m for e in zoo.values() for m in e.methods)]))
+    lines = ["| model | " + " | ".join(f"`{c}`" for c in columns) + " |", "| --- |" + " :-: |" * len(columns)]
+    for e in zoo.values():
+        lines.append(f"| `pz.{e.model_class.__name__}` | "
+                     + " | ".join("✓" if c in e.methods else "" for c in columns) + " |")
+    lines.append("| `pz.from_numpyro(your_model)` | "
+                 + " | ".join("✓" if c in generic else "" for c in columns) + " |")
+    return "\n".join(lines)

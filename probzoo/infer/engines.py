@@ -449,7 +449,7 @@ mcmc_engine("hmcecs", "NumPyro HMCECS: NUTS on subsets of the data plate (energy
 
 
 def markdown_table() -> str:
-    """The engines as a Markdown table (the README's, generated here so that it cannot drift)."""
+    """The engines as a Markdown table (docs/engines.md's, generated here so that it cannot drift)."""
     lines = ["| engine | family | what runs | applies to | budget (defaults) |", "| --- | --- | --- | --- | --- |"]
     for e in _REGISTRY.values():
         budget = ", ".join(f"`{k}={v:_}`" if isinstance(v, int) else f"`{k}={v}`" for k, v in e.budget.items())
