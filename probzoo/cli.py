@@ -9,6 +9,7 @@ import inspect
 import json
 import math
 import sys
+import textwrap
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -247,16 +248,40 @@ def _cell(value: Any) -> str:
     return "" if value is None else str(value)
 
 
+_MARKS = {"good": "\u2713", "doubtful": "?", "bad": "\u2717"}  # after a judged diagnostic's value
+
+
 def metrics_table(rows: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
     """Runs as columns, quantities as rows: (header, rows of cells), so that a table stays as narrow as the
-    number of methods, whatever the number of quantities. A quantity a run lacks is an empty cell."""
-    from probzoo.glossary import COLUMNS
+    number of methods, whatever the number of quantities. A quantity a run lacks is an empty cell; a
+    diagnostic the glossary judges carries its mark (good, doubtful ?, bad) after the value."""
+    from probzoo.glossary import COLUMNS, verdict
+
+    def cell(q: str, value: Any) -> str:
+        judged = verdict(q, value)
+        return _cell(value) + (f" {_MARKS[judged[0]]}" if judged else "")
 
     quantities = [k for k in dict.fromkeys(k for r in rows for k in r) if k not in _LABELS]
     header = ["quantity", *(str(r.get("method", "")) for r in rows), "better"]
-    body = [[q, *(_cell(r.get(q)) for r in rows), _ARROWS.get(COLUMNS[q].better, "") if q in COLUMNS else ""]
+    body = [[q, *(cell(q, r.get(q)) for r in rows), _ARROWS.get(COLUMNS[q].better, "") if q in COLUMNS else ""]
             for q in quantities]
     return header, body
+
+
+def diagnostic_notes(rows: list[dict[str, Any]], notes: dict[str, str] | None = None) -> list[tuple[str, str]]:
+    """(verdict, sentence) for every judged diagnostic of every run that is not good: its value, the glossary's
+    reason and, from ``notes`` (a zoo entry's ``tour_notes``), what it means at this budget."""
+    from probzoo.glossary import verdict
+
+    out = []
+    for r in rows:
+        for q, value in r.items():
+            judged = verdict(q, value)
+            if judged and judged[0] != "good":
+                note = (notes or {}).get(q)
+                out.append((judged[0], f"{r.get('method', '')} {q} = {_cell(value)} is {judged[0]}: {judged[1]}"
+                                       + (f". At this budget: {note}." if note else ".")))
+    return out
 
 
 def format_metrics(rows: list[dict[str, Any]]) -> str:
@@ -283,7 +308,8 @@ def write_index(out: Path, sections: list[dict[str, Any]], title: str = "probzoo
              "<style>body{font-family:sans-serif;max-width:1100px;margin:auto;padding:0 1em}"
              "table{border-collapse:collapse;max-width:100%}td,th{border:1px solid #bbb;padding:3px 8px}"
              "td{text-align:right}td:first-child,td:last-child,th{text-align:left}"
-             "img{max-width:100%;margin:6px 0}.failed{color:#a00}</style></head><body>", f"<h1>{esc(title)}</h1>"]
+             "img{max-width:100%;margin:6px 0}.failed,.bad{color:#a00}.doubtful{color:#960}"
+             "table.glossary td{text-align:left}</style></head><body>", f"<h1>{esc(title)}</h1>"]
     if intro:
         parts.append(f"<p>{esc(intro)}</p>")
     shown: dict[str, None] = {}
@@ -295,6 +321,9 @@ def write_index(out: Path, sections: list[dict[str, Any]], title: str = "probzoo
             parts.append("<table><tr>" + "".join(f"<th>{esc(c)}</th>" for c in header) + "</tr>")
             parts += ["<tr>" + "".join(f"<td>{esc(c)}</td>" for c in line) + "</tr>" for line in body]
             parts.append("</table>")
+        notes = diagnostic_notes(sec["rows"], sec.get("notes"))
+        if notes:
+            parts.append("<ul>" + "".join(f"<li class='{level}'>{esc(text)}</li>" for level, text in notes) + "</ul>")
         for failure in sec.get("failures", []):
             parts.append(f"<p class='failed'><b>failed</b>: {esc(failure)}</p>")
         runs = sec.get("runs") or [{"method": None, "figures": sec.get("figures", [])}]
@@ -305,7 +334,9 @@ def write_index(out: Path, sections: list[dict[str, Any]], title: str = "probzoo
                 rel = Path(fig).resolve().relative_to(out.resolve())
                 parts.append(f"<div><img src='{esc(rel.as_posix())}' alt='{esc(rel.stem)}'></div>")
     if shown:
-        parts.append("<h2>Glossary</h2><table><tr><th>quantity</th><th>meaning</th><th>better</th></tr>")
+        parts.append("<h2>Glossary</h2><p>\u2713 good, ? doubtful, \u2717 bad: a diagnostic's verdict, explained "
+                     "under its table.</p><table class='glossary'><tr><th>quantity</th><th>meaning</th>"
+                     "<th>better</th></tr>")
         for q in shown:
             col = COLUMNS.get(q)
             parts.append(f"<tr><td>{esc(q)}</td><td>{esc(col.meaning if col else '')}</td>"
@@ -336,7 +367,7 @@ def cmd_tour(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     for entry, method, fit_kwargs, (model, data, extras) in runs:
         sec = sections.setdefault(entry.name, {"title": f"{entry.name}: {entry.description}", "rows": [],
-                                               "runs": [], "failures": []})
+                                               "runs": [], "failures": [], "notes": entry.tour_notes})
         print(f"[tour] {entry.name} / {method} on {entry.default_data} ...", flush=True)
         try:
             res = _fit_one(entry, model, method, entry.default_data, data, extras, args.seed, not args.quiet,
@@ -353,6 +384,8 @@ def cmd_tour(args: argparse.Namespace) -> int:
         if sec["rows"]:
             print(f"\n{name} on {sec['rows'][0]['data']}")
             print(format_metrics(sec["rows"]))
+            for _, text in diagnostic_notes(sec["rows"], sec["notes"]):
+                print(textwrap.fill(text, width=100, initial_indent="  ", subsequent_indent="    "))
     index = write_index(out, list(sections.values()), intro=TOUR_INTRO)
     print(f"\ntour finished in {time.perf_counter() - t0:.0f} s; open {index}")
     if failures:
@@ -364,7 +397,6 @@ def cmd_tour(args: argparse.Namespace) -> int:
 
 def catalogue() -> str:
     """Every model with its methods, data sets (the first of each is the default) and options."""
-    import textwrap
 
     def wrap(label: str, items: Sequence[str]) -> list[str]:
         return textwrap.wrap(", ".join(items) or "(any)", width=96, initial_indent=f"    {label:<9}",

@@ -33,6 +33,8 @@ class ZooEntry:
     ``compare_budget`` maps a method to the fit options ``probzoo compare`` uses, and ``compare``
     (optional) draws model-specific comparison figures: ``compare(fits, data, extras, out_dir) -> paths``.
     ``dataset_model_kwargs`` maps a data set to model options it needs on top of ``model_kwargs``.
+    ``tour_notes`` maps a diagnostic to what its value means at the tour's small budget, and at which budget
+    it is good: the tour shows the note under any run whose value the glossary judges doubtful or bad.
     """
 
     name: str
@@ -48,6 +50,7 @@ class ZooEntry:
     compare_budget: dict[str, dict[str, Any]] = field(default_factory=dict)
     compare: Callable[..., Any] | None = None
     dataset_model_kwargs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    tour_notes: dict[str, str] = field(default_factory=dict)
 
     def __repr__(self) -> str:
         return f"ZooEntry({self.name!r}, methods={list(self.methods)}, data={list(self.datasets)})"
@@ -102,7 +105,8 @@ def methods_table() -> str:
     the generic engines, each of which runs a model of yours when its ``supports`` accepts it."""
     from probzoo.infer import engines as _engines
 
-    zoo = entries()
+    # in the order of MODEL_MODULES, not of registration (which depends on what was imported first)
+    zoo = {e.name: e for mod in MODEL_MODULES for e in entries().values() if e.model_class.__module__ == mod}
     generic = list(_engines.engines().index)
     columns = list(dict.fromkeys([*generic, *(m for e in zoo.values() for m in e.methods)]))
     lines = ["| model | " + " | ".join(f"`{c}`" for c in columns) + " |", "| --- |" + " :-: |" * len(columns)]

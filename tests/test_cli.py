@@ -213,6 +213,29 @@ def test_write_index_and_table(tmp_path):
     assert table.splitlines()[0].split() == ["method", "x"] and "1.235" in table and "nan" in table
 
 
+def test_diagnostics_are_marked_good_doubtful_or_bad_with_the_reason_and_the_budget_note(tmp_path):
+    from probzoo.cli import diagnostic_notes
+
+    rows = [{"method": m, "r_hat_max": r, "ess_bulk_min": e, "lpd": -1.0}
+            for m, r, e in [("a", 1.004, 800.0), ("b", 1.05, 150.0), ("c", 1.6, 12.0)]]
+    text = format_metrics(rows).splitlines()
+    assert text[2].split() == ["r_hat_max", "1.004", "\u2713", "1.05", "?", "1.6", "\u2717", "\u2193", "lower"]
+    assert text[3].split() == ["ess_bulk_min", "800", "\u2713", "150", "?", "12", "\u2717", "\u2191", "higher"]
+    assert text[4].split() == ["lpd", "-1", "-1", "-1", "\u2191", "higher"]  # not a diagnostic: no mark
+    notes = diagnostic_notes(rows, {"r_hat_max": "two short chains"})
+    assert [level for level, _ in notes] == ["doubtful", "doubtful", "bad", "bad"]  # good ones need no note
+    assert notes[2][1] == ("c r_hat_max = 1.6 is bad: the chains disagree (r_hat > 1.1): not converged, do not "
+                           "read the posterior. At this budget: two short chains.")
+    page = write_index(tmp_path, [{"title": "demo", "rows": rows, "figures": [],
+                                   "notes": {"r_hat_max": "two short chains"}}]).read_text()
+    assert "<li class='bad'>c r_hat_max = 1.6 is bad" in page and "<td>1.6 \u2717</td>" in page
+    # every zoo entry's notes are about quantities the glossary judges
+    from probzoo.glossary import COLUMNS
+
+    for entry in entries().values():
+        assert all(COLUMNS[q].judge is not None for q in entry.tour_notes), entry.name
+
+
 def test_every_entry_is_complete():
     for name, entry in entries().items():
         assert entry.default_data in entry.datasets, name

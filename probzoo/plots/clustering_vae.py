@@ -84,7 +84,7 @@ def prior_scatter(fit: Any, path: str | os.PathLike, n: int = 500, seed: int = 0
     K = fit.model.n_clusters
     Z = np.concatenate([fit.sample_latent(k, n, seed + k) for k in range(K)])
     y = np.repeat(np.arange(K), n)
-    return latent_scatter(Z, y, path, title="z ~ p(z | y), coloured by y")
+    return latent_scatter(Z, y, path, title=f"{fit.method}: z ~ p(z | y), coloured by y")
 
 
 def toy_clusters(X: np.ndarray, pred: np.ndarray, path: str | os.PathLike,
@@ -106,5 +106,5 @@ def toy_generated(fit: Any, path: str | os.PathLike, n: int = 500, seed: int = 0
         x = fit.generate(k, n, seed + k)
         ax.scatter(x[:, 0], x[:, 1], s=5, color=_color(k), label=f"y = {k}")
     ax.legend(fontsize=8, markerscale=2)
-    ax.set_title("2-D toy: generated from p(z | y), p(x | z)", fontsize=10), ax.set_aspect("equal")
+    ax.set_title(f"2-D toy ({fit.method}): generated from p(z | y), p(x | z)", fontsize=10), ax.set_aspect("equal")
     return save(fig, path)

@@ -59,6 +59,7 @@ def mean_std(fit: Any, path: str | os.PathLike, dataset: str | None = None, x_gr
             ax.plot(g[:, 0], true, "k--", lw=1.5, label=f"true {what}")
         ax.plot(g[:, 0], pred, lw=2, label=f"predicted {what}")
         ax.set_xlabel("x")
+        ax.set_ylabel(f"{what} of y")
         ax.set_title(f"{_title(fit)}: {what} of y | x")
         ax.legend()
     return save(fig, path)
@@ -86,6 +87,7 @@ def components(fit: Any, path: str | os.PathLike, dataset: str | None = None, x_
         if key == "weights":
             ax.set_ylim(0, 1)
         ax.set_xlabel("x")
+        ax.set_ylabel(label)
         ax.set_title(f"component {label}s")
         ax.legend(fontsize=8)
     fig.suptitle(_title(fit))

@@ -34,28 +34,31 @@ def _show(ax: plt.Axes, grid: np.ndarray, title: str) -> None:
 
 
 def reconstructions(originals: np.ndarray, recon: np.ndarray, image_shape: Sequence[int],
-                    path: str | os.PathLike, ncol: int = 8) -> Path:
-    """The article's figure: originals (left) next to their reconstructions p(v | h) (right)."""
+                    path: str | os.PathLike, ncol: int = 8, label: str = "") -> Path:
+    """The article's figure: originals (left) next to their reconstructions p(v | h) (right); ``label``
+    (e.g. the method) leads both titles."""
     fig, axes = plt.subplots(1, 2, figsize=(8, 4.6))
-    _show(axes[0], image_grid(originals, image_shape, ncol), "original")
-    _show(axes[1], image_grid(recon, image_shape, ncol), "reconstructed")
+    _show(axes[0], image_grid(originals, image_shape, ncol), f"{label}: original" if label else "original")
+    _show(axes[1], image_grid(recon, image_shape, ncol), f"{label}: reconstructed" if label else "reconstructed")
     fig.tight_layout()
     return save(fig, path)
 
 
-def filters(W: np.ndarray, image_shape: Sequence[int], path: str | os.PathLike, max_filters: int = 64) -> Path:
+def filters(W: np.ndarray, image_shape: Sequence[int], path: str | os.PathLike, max_filters: int = 64,
+            label: str = "") -> Path:
     """Each hidden unit's weights W[:, j] as an image, min-max scaled per unit as the article does."""
     W = np.asarray(W, np.float64)[:, :max_filters]
     lo, hi = W.min(axis=0), W.max(axis=0)
     scaled = ((W - lo) / np.where(hi > lo, hi - lo, 1.0)).T
     ncol = int(np.ceil(np.sqrt(scaled.shape[0])))
     fig, ax = plt.subplots(figsize=(6, 6))
-    _show(ax, image_grid(scaled, image_shape, ncol), f"filters of {scaled.shape[0]} hidden units")
+    title = f"filters of {scaled.shape[0]} hidden units"
+    _show(ax, image_grid(scaled, image_shape, ncol), f"{label}: {title}" if label else title)
     return save(fig, path)
 
 
 def chain_samples(v: np.ndarray, image_shape: Sequence[int], path: str | os.PathLike,
-                  n_chains: int = 8, n_steps: int = 10) -> Path:
+                  n_chains: int = 8, n_steps: int = 10, label: str = "") -> Path:
     """Samples of the Gibbs chains: one row per chain, ``n_steps`` draws evenly spaced along it.
 
     ``v`` has shape (chains, draws, n_visible).
@@ -65,8 +68,8 @@ def chain_samples(v: np.ndarray, image_shape: Sequence[int], path: str | os.Path
     cols = np.linspace(0, v.shape[1] - 1, min(n_steps, v.shape[1])).astype(int)
     tiles = v[:n_chains][:, cols].reshape(-1, v.shape[-1])
     fig, ax = plt.subplots(figsize=(1.0 * len(cols) + 0.5, 1.0 * n_chains + 0.6))
-    _show(ax, image_grid(tiles, image_shape, len(cols)),
-          f"RBMGibbs chains (rows), draws {cols[0]}..{cols[-1]} (columns)")
+    title = f"RBMGibbs chains (rows), draws {cols[0]}..{cols[-1]} (columns)"
+    _show(ax, image_grid(tiles, image_shape, len(cols)), f"{label}: {title}" if label else title)
     return save(fig, path)
 
 

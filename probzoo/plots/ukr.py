@@ -147,6 +147,7 @@ def nuts_traces(fit: Any, path: str | os.PathLike) -> Path:
             ax.plot(values[c], lw=0.7, label=f"chain {c}")
         ax.set_title(title, fontsize=9)
         ax.set_xlabel("draw")
+        ax.set_ylabel(title.split(" (")[0])
     axes[0].legend(fontsize=8)
     return save(fig, path)
 
