@@ -109,7 +109,18 @@ def _fit_options(entry: Any) -> set[str]:
         return set()
     # set by the command itself, or Python objects a command line cannot give
     not_options = {"self", "method", "seed", "progress", "callback", "optim"}
-    return {p.name for p in params if p.kind is not p.VAR_POSITIONAL and p.default is not p.empty} - not_options
+    native = {p.name for p in params if p.kind is not p.VAR_POSITIONAL and p.default is not p.empty} - not_options
+    # the budgets and options of the registry's engines that the model runs beside its own methods (which
+    # option suits which method is checked per method before anything trains)
+    own = set(getattr(entry.model_class, "native_methods", ()) or entry.methods)
+    others = [m for m in entry.methods if m not in own]
+    if others:
+        from probzoo.infer import engines as _engines
+
+        for name in others:
+            eng = _engines.engine(name)
+            native |= set(eng.budget) | set(eng.options)
+    return native
 
 
 def _seed(text: str) -> int:

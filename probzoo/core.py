@@ -74,6 +74,7 @@ class Engine:
     options: Mapping[str, Any]
     supports: Callable[[Any], str | None]
     run: Callable[..., Any] = field(repr=False)
+    generic: bool = True  # runs on any model its supports accepts (False: registered by one model's package)
 
     def __repr__(self) -> str:
         return f"Engine({self.name!r}, {self.family}: {self.description}; budget {dict(self.budget)})"

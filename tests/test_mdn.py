@@ -218,7 +218,9 @@ def test_zoo_entry_reports_metrics_and_figures(map2, tmp_path):
     entry = get_entry("mdn")
     assert entry.model_class is MDN and entry.default_data == "two_branch"
     assert set(entry.datasets) == {"two_branch", "heteroscedastic"}
-    assert set(entry.methods) == {"map", "meanfield", "nuts"}
+    # its own three methods, then every other engine of the registry
+    assert entry.methods == ("map", "meanfield", "nuts", "laplace", "lowrank", "fullrank", "flow", "hmc", "sa",
+                             "barker", "hmcecs")
     assert entry.model_options("heteroscedastic")["n_components"] == 1
     data, extras = entry.datasets["two_branch"](0)
     np.testing.assert_array_equal(data[1], pz.data.two_branch(n=10_000, seed=0)[1])

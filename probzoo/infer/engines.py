@@ -46,8 +46,8 @@ from probzoo.infer.programs import is_array
 from probzoo.infer.svi import OrderedTraceELBO, run_svi
 from probzoo.validation import check_int, check_positive
 
-__all__ = ["engine", "engines", "markdown_table", "mcmc_engine", "needs_continuous", "register", "registered",
-           "svi_engine", "with_max_dimension"]
+__all__ = ["engine", "engines", "generic_names", "markdown_table", "mcmc_engine", "needs_continuous", "register",
+           "registered", "svi_engine", "with_max_dimension"]
 
 _REGISTRY: dict[str, Engine] = {}
 
@@ -62,6 +62,11 @@ def register(eng: Engine) -> Engine:
 
 def registered() -> dict[str, Engine]:
     return dict(_REGISTRY)
+
+
+def generic_names() -> tuple[str, ...]:
+    """The engines that run on any model their ``supports`` accepts (not one model's own algorithms)."""
+    return tuple(name for name, e in _REGISTRY.items() if e.generic)
 
 
 def engine(name: Any) -> Engine:
@@ -165,11 +170,19 @@ def _invariants(model: Any, draws: Mapping[str, np.ndarray]) -> dict[str, np.nda
 
 def _make_fit(model: Any, eng: Engine, *, params: dict[str, Any], draws: dict[str, np.ndarray], chains: bool,
               losses: np.ndarray, wall: float, compile_time: float, seed: int, info: dict[str, Any],
-              idata: Any = None) -> Any:
+              idata: Any = None, sample_stats: Mapping[str, np.ndarray] | None = None) -> Any:
     """The model's Fit from an engine's draws (leading (chain, draw) axes when ``chains``, else (draw,))."""
     if not chains:
         draws = {k: v[None] for k, v in draws.items()}  # one "chain" of independent draws
     invariants = _invariants(model, draws)
+    info = {"mcmc": eng.family == Family.MCMC, "engine": eng.name, "family": str(eng.family),
+            "invariants": sorted(invariants), **info}
+    flat = {k: v.reshape((-1,) + v.shape[2:]) for k, v in draws.items()}
+    if getattr(model, "builds_idata", False):  # a zoo model scores its draws and builds its InferenceData itself
+        info["num_chains"] = int(next(iter(draws.values())).shape[0])
+        return model.fit_class(model=model, method=eng.name, params=params, losses=np.asarray(losses),
+                               samples=flat, wall_time=wall, compile_time=compile_time, seed=seed, info=info,
+                               sample_stats=sample_stats or {})
     if idata is None:
         flat = {k: v.reshape((-1,) + v.shape[2:]) for k, v in draws.items()}
         ll = _pointwise(model, flat, batch_ndims=1)
@@ -182,12 +195,8 @@ def _make_fit(model: Any, eng: Engine, *, params: dict[str, Any], draws: dict[st
         idata.posterior = idata.posterior.assign(
             {k: (("chain", "draw") + tuple(f"{k}_dim_{i}" for i in range(v.ndim - 2)), v)
              for k, v in invariants.items()})
-    info = {"mcmc": eng.family == Family.MCMC, "engine": eng.name, "family": str(eng.family),
-            "invariants": sorted(invariants), **info}
-    fit_class = model.fit_class
-    return fit_class(model=model, method=eng.name, params=params, idata=idata, losses=np.asarray(losses),
-                     samples={k: v.reshape((-1,) + v.shape[2:]) for k, v in draws.items()},
-                     wall_time=wall, compile_time=compile_time, seed=seed, info=info)
+    return model.fit_class(model=model, method=eng.name, params=params, idata=idata, losses=np.asarray(losses),
+                           samples=flat, wall_time=wall, compile_time=compile_time, seed=seed, info=info)
 
 
 # --- variational and optimisation engines ----------------------------------------------------------------------
@@ -382,15 +391,17 @@ def _mcmc_run(make_kernel: Callable[[Any, Any, Mapping[str, Any]], Any],
         if "num_steps" in extra:
             info["mean_leapfrog_steps"] = float(np.mean(np.asarray(extra["num_steps"])))
         if isinstance(kernel, HMCECS):
-            info["subsample_size"] = int(options["subsample_size"])
+            info["subsample_size"] = _subsample_size(model, options)
         # HMCECS samples a model whose data plate is subsampled; its pointwise log-likelihood (and so the
         # InferenceData) is computed on the model itself, over every row
         # (and chains mapped in one program leave no MCMC object: their InferenceData is built from the draws)
-        idata = None if isinstance(kernel, HMCECS) or mcmc is None else \
-            arviz_io.from_mcmc(mcmc, attrs={"engine": eng.name})
+        idata = None if isinstance(kernel, HMCECS) or mcmc is None or getattr(model, "builds_idata", False) \
+            else arviz_io.from_mcmc(mcmc, attrs={"engine": eng.name})
+        stats = {name: np.asarray(extra[key]) for key, name in (("diverging", "diverging"), ("num_steps", "n_steps"))
+                 if key in extra}
         return _make_fit(model, eng, params={k: v.mean(axis=(0, 1)) for k, v in draws.items()}, draws=draws,
                          chains=True, losses=np.zeros((0,), np.float32), wall=time.perf_counter() - t0,
-                         compile_time=float("nan"), seed=seed, info=info, idata=idata)
+                         compile_time=float("nan"), seed=seed, info=info, idata=idata, sample_stats=stats)
 
     return run
 
@@ -425,12 +436,15 @@ mcmc_engine("barker", "NumPyro BarkerMH: a gradient-informed random walk", "cont
              budget={"num_warmup": 2_000, "num_samples": 2_000, "num_chains": 4})
 
 
-def _hmcecs_kernel(model: Any, init: Any, o: Mapping[str, Any]) -> Any:
+def _subsample_size(model: Any, o: Mapping[str, Any]) -> int:
+    """HMCECS's rows per subset: ``subsample_size``, by default a tenth of the data plate (at least 2)."""
     n = _plate_size(model)
     size = o["subsample_size"] if o["subsample_size"] is not None else max(2, min(n, math.ceil(n / 10)))
-    size = check_int(size, "subsample_size", minimum=1, maximum=n)
-    o = dict(o)
-    o["subsample_size"] = size
+    return check_int(size, "subsample_size", minimum=1, maximum=n)
+
+
+def _hmcecs_kernel(model: Any, init: Any, o: Mapping[str, Any]) -> Any:
+    size = _subsample_size(model, o)
     wrapped = _subsample_data_plate(model.model, model.plate, size)
     proxy = None
     if o["map_steps"]:

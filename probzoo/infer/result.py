@@ -29,6 +29,7 @@ FORMAT = "probzoo-fit-2"
 # fits saved before meta.json carried its own checksum: still read
 _LEGACY_FORMATS = ("probzoo-fit-1",)
 _SEP = "/"
+_POSITION = "#"  # marks the items of a list or tuple among the stored names
 
 
 def _flatten(tree: Any, prefix: str, out: dict[str, np.ndarray]) -> None:
@@ -37,8 +38,25 @@ def _flatten(tree: Any, prefix: str, out: dict[str, np.ndarray]) -> None:
             if not isinstance(k, str) or _SEP in k or not k:
                 raise TypeError(f"save: parameter names must be non-empty strings without '/', got {k!r}")
             _flatten(v, f"{prefix}{_SEP}{k}", out)
+    elif isinstance(tree, (list, tuple)):  # e.g. a normalising flow's parameters: a tuple per layer
+        if not tree:  # a layer without parameters: kept as an empty marker
+            out[f"{prefix}{_SEP}{_POSITION}"] = np.zeros((0,), np.float32)
+        for i, v in enumerate(tree):
+            _flatten(v, f"{prefix}{_SEP}{_POSITION}{i}", out)
     else:
         out[prefix] = np.asarray(tree)
+
+
+def _sequences(node: Any) -> Any:
+    """Nested dicts whose keys are all positions ("#0", "#1", ...) back into the tuples they were."""
+    if not isinstance(node, dict):
+        return node
+    if set(node) == {_POSITION}:
+        return ()
+    node = {k: _sequences(v) for k, v in node.items()}
+    if node and all(k.startswith(_POSITION) and k[1:].isdigit() for k in node):
+        return tuple(node[f"{_POSITION}{i}"] for i in range(len(node)))
+    return node
 
 
 def _unflatten(flat: dict[str, np.ndarray], group: str) -> dict[str, Any]:
@@ -51,7 +69,7 @@ def _unflatten(flat: dict[str, np.ndarray], group: str) -> dict[str, Any]:
         for p in parts[1:-1]:
             node = node.setdefault(p, {})
         node[parts[-1]] = value
-    return out
+    return _sequences(out)
 
 
 @dataclass

@@ -1,41 +1,139 @@
-"""What every zoo model shares: its hyper-parameters as a config, and the Fit class it returns."""
+"""What every zoo model shares: its hyper-parameters as a config, the Fit class it returns, and the way a
+method that is not the model's own runs through the registry of inference engines.
+
+A zoo model's ``fit`` runs its own methods (``native_methods``: the articles' algorithms, tuned for the
+model). Every other name in ``methods`` is an engine of :mod:`probzoo.infer.engines`, run on the model
+bound to its data (:class:`BoundModel`, the Model contract of :mod:`probzoo.core`); the model turns the
+engine's draws into its own Fit, so predictions, scores, figures and save / load work the same whatever
+engine produced the draws.
+"""
 
 from __future__ import annotations
 
+import functools
 import inspect
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from probzoo.infer.result import Fit
 
-__all__ = ["ZooModel"]
+__all__ = ["BoundModel", "ZooModel", "runs_engines"]
+
+# set by the caller of fit, not options of any engine
+_CALL_ARGUMENTS = ("self", "method", "seed", "progress")
+
+
+@dataclass
+class BoundModel:
+    """A zoo model bound to its training data: what an engine needs (:class:`probzoo.core.Model`).
+
+    ``build(**fields)`` turns an engine's result (the fields of :class:`~probzoo.infer.result.Fit`, with
+    ``samples`` flat over chains and draws and ``info["num_chains"]`` for MCMC) into the zoo model's own Fit,
+    with its InferenceData: ``builds_idata`` tells the engines not to build a generic one first.
+    """
+
+    name: str
+    model: Callable[..., Any]
+    args: tuple[Any, ...]
+    build: Callable[..., Fit]
+    plate: str | None = "data"
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    init: Callable[[int], dict[str, Any] | None] | None = None
+    builds_idata: bool = True
+
+    def init_values(self, seed: int) -> dict[str, Any] | None:
+        return None if self.init is None else self.init(seed)
+
+    def invariants(self, draws: Mapping[str, Any]) -> dict[str, Any]:
+        return {}  # the zoo model's build adds its invariant quantities itself
+
+    @property
+    def fit_class(self) -> Callable[..., Fit]:
+        return self.build
 
 
 class ZooModel:
     """Base class of the zoo's models.
 
     A subclass stores its constructor arguments in ``self._config`` (JSON-able values only) so that
-    ``probzoo.load`` can rebuild it, and names the ``Fit`` subclass its ``fit`` returns.
+    ``probzoo.load`` can rebuild it, and names the ``Fit`` subclass its ``fit`` returns. ``native_methods``
+    are the methods its own ``fit`` implements; ``methods`` adds the engines it runs through
+    :meth:`bind` (a subclass that names only ``methods`` implements all of them itself).
     """
 
     fit_class: type[Fit] = Fit
+    native_methods: tuple[str, ...] = ()
     methods: tuple[str, ...] = ()
     _config: dict[str, Any]
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if isinstance(cls.__dict__.get("methods"), tuple) and "native_methods" not in cls.__dict__:
+            cls.native_methods = tuple(cls.methods)
+
+    # --- engines ------------------------------------------------------------------------------------------
+    def bind(self, *data: Any, seed: int = 0) -> BoundModel:
+        """This model bound to ``data`` for the engines of the registry (subclasses that run them)."""
+        raise NotImplementedError
+
+    def engine_refusal(self, name: str, data: tuple[Any, ...], options: Mapping[str, Any]) -> str | None:
+        """Why engine ``name`` cannot run this model on ``data`` with ``options`` beyond what the engine's
+        own ``supports`` says (e.g. a network too large for MCMC), or None."""
+        return None
+
+    def engine_defaults(self, name: str) -> dict[str, Any]:
+        """Budget and options of engine ``name`` that this model sets differently from the engine's
+        defaults (a user's values replace them)."""
+        return {}
+
+    def _engine(self, method: str, data: tuple[Any, ...], options: Mapping[str, Any]) -> tuple[Any, BoundModel,
+                                                                                             dict, dict]:
+        from probzoo.infer import engines as _engines
+
+        if method not in self.methods:
+            if method not in _engines.registered():
+                raise ValueError(f"method: unknown value {method!r}; expected one of {', '.join(self.methods)}")
+            eng = _engines.engine(method)
+            reason = self.engine_refusal(method, data, options) or (eng.generic and eng.supports(self.bind(*data)))
+            raise ValueError(f"method: {reason or method + ': not an engine for ' + type(self).__name__}")
+        eng = _engines.engine(method)
+        bound = self.bind(*data)
+        reason = self.engine_refusal(method, data, options) or eng.supports(bound)
+        if reason is not None:
+            raise ValueError(f"method: {reason}")
+        defaults = {k: v for k, v in self.engine_defaults(method).items() if k in eng.budget or k in eng.options}
+        budget, opts = eng.settings({**defaults, **options})
+        return eng, bound, budget, opts
+
+    def fit_engine(self, method: str, data: tuple[Any, ...], *, seed: int = 0, progress: bool = False,
+                   options: Mapping[str, Any] | None = None) -> Fit:
+        """Fit with engine ``method`` of ``pz.engines()``: ``options`` are its budget and settings."""
+        from probzoo.validation import check_seed
+
+        seed = check_seed(seed)
+        t0 = time.perf_counter()
+        eng, bound, budget, opts = self._engine(method, data, dict(options or {}))
+        fit = eng.run(bound, budget, opts, seed, bool(progress))
+        fit.wall_time = time.perf_counter() - t0  # what the user waited, the model's own scoring included
+        return fit
+
     def check_fit(self, *data: Any, method: str, **options: Any) -> None:
         """Refuse, before anything is trained, a fit that would fail at its start: a method this model
-        does not have, an option its ``fit`` does not take, or (in subclasses) a configuration the method
-        cannot run on data of this shape. ``pz.compare`` and the CLI call it for every method first, so
-        a bad last method does not cost the fits before it. Raises ValueError naming the argument."""
-        if method not in self.methods:
-            raise ValueError(f"method: unknown method {method!r} for {type(self).__name__}; "
-                             f"valid methods: {', '.join(self.methods)}")
+        does not have, an option its ``fit`` (or the engine) does not take, or (in subclasses) a configuration
+        the method cannot run on data of this shape. ``pz.compare`` and the CLI call it for every method
+        first, so a bad last method does not cost the fits before it. Raises ValueError naming the argument."""
+        if method not in self.native_methods:
+            self._engine(method, data, options)  # an engine of the registry, or an unknown method
+            return
         params = inspect.signature(self.fit).parameters
         if not any(p.kind is p.VAR_KEYWORD for p in params.values()):
             taken = [n for n, p in params.items() if p.kind is p.KEYWORD_ONLY or p.default is not p.empty]
             for name in options:
                 if name not in taken:
-                    raise ValueError(f"{name}: not an option of {type(self).__name__}.fit "
-                                     f"(it takes: {', '.join(taken)})")
+                    raise ValueError(f"{name}: not an option of {type(self).__name__}.fit with method "
+                                     f"{method!r} (it takes: {', '.join(taken)})")
 
     def get_config(self) -> dict[str, Any]:
         """The constructor arguments that rebuild this model."""
@@ -44,3 +142,30 @@ class ZooModel:
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self._config.items())
         return f"{type(self).__name__}({args})"
+
+
+def runs_engines(fit: Callable[..., Fit]) -> Callable[..., Fit]:
+    """Decorator of a zoo model's ``fit(data..., method=..., seed=..., progress=..., options...)``: a method
+    that is not one of the model's ``native_methods`` runs through :meth:`ZooModel.fit_engine`, with the
+    options the caller gave (the native signature's defaults do not apply to another engine; any option
+    the engine does not take is refused by name)."""
+    sig = inspect.signature(fit)
+    data_names = [n for n, p in sig.parameters.items()
+                  if n != "self" and p.default is p.empty and p.kind is p.POSITIONAL_OR_KEYWORD]
+
+    @functools.wraps(fit)
+    def dispatch(self: ZooModel, *args: Any, **kwargs: Any) -> Fit:
+        extra = {k: kwargs.pop(k) for k in list(kwargs) if k not in sig.parameters}
+        given = sig.bind(self, *args, **kwargs).arguments
+        method = given.get("method", sig.parameters["method"].default)
+        if isinstance(method, str) and method in self.native_methods:
+            if extra:
+                taken = [n for n, p in sig.parameters.items() if p.default is not p.empty and n not in _CALL_ARGUMENTS]
+                raise ValueError(f"{sorted(extra)[0]}: not an option of {type(self).__name__}.fit with method "
+                                 f"{method!r} (it takes: {', '.join(taken)})")
+            return fit(self, *args, **kwargs)
+        options = {k: v for k, v in given.items() if k not in data_names and k not in _CALL_ARGUMENTS}
+        return self.fit_engine(method, tuple(given[n] for n in data_names), seed=given.get("seed", 0),
+                               progress=given.get("progress", False), options={**options, **extra})
+
+    return dispatch

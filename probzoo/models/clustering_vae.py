@@ -24,7 +24,7 @@ labelled row each step when there are at most ``batch_size`` of them.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
@@ -48,7 +48,7 @@ from probzoo.distributions import ExpRelaxedOneHotCategorical
 from probzoo.infer import arviz_io
 from probzoo.infer.result import Fit
 from probzoo.infer.svi import OrderedTraceELBO, run_svi
-from probzoo.models.base import ZooModel
+from probzoo.models.base import ZooModel, runs_engines
 from probzoo.nn import MLP, ConvDecoder, ConvEncoder
 from probzoo.validation import (
     as_array,
@@ -134,7 +134,11 @@ class ClusteringVAE(ZooModel):
     image_shape, channels: image size and the two convolution widths of the conv networks.
     """
 
-    methods = METHODS
+    native_methods = methods = METHODS
+
+    def engine_refusal(self, name: str, data: tuple[Any, ...], options: Mapping[str, Any]) -> str | None:
+        return (f"{name}: the cluster y is discrete and the encoder and decoder are networks fitted with an "
+                "amortised guide; use relaxed (Gumbel-softmax) or enum (y summed out exactly)")
 
     fit_class: type[Fit]
 
@@ -403,6 +407,7 @@ class ClusteringVAE(ZooModel):
             check_unit_interval(X, name)
         return X
 
+    @runs_engines
     def fit(
         self,
         X: Any,

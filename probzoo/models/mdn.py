@@ -42,11 +42,12 @@ from numpyro.ops.indexing import Vindex
 
 from probzoo import data as pz_data
 from probzoo.infer import arviz_io
+from probzoo.infer import engines as _engines
 from probzoo.infer.mcmc import run_mcmc
 from probzoo.infer.posterior import mcmc_inference_data
 from probzoo.infer.result import Fit
 from probzoo.infer.svi import OrderedTraceELBO, run_svi
-from probzoo.models.base import ZooModel
+from probzoo.models.base import BoundModel, ZooModel, runs_engines
 from probzoo.nn import MLP
 from probzoo.validation import (
     as_array,
@@ -149,7 +150,8 @@ class MDN(ZooModel):
     smallest noise level of y), ``enumerated``: an explicit per-point component summed out by funsor.
     """
 
-    methods = METHODS
+    native_methods = METHODS
+    methods = METHODS + tuple(m for m in _engines.generic_names() if m not in METHODS)
 
     def __init__(
         self,
@@ -270,6 +272,7 @@ class MDN(ZooModel):
         return _flat_sites(params)
 
     # training
+    @runs_engines
     def fit(
         self,
         x: Any,
@@ -305,12 +308,14 @@ class MDN(ZooModel):
         "nuts": ``num_warmup``/``num_samples`` per chain, ``num_chains`` chains, full batch, trajectories of
         at most 2^``max_tree_depth`` leapfrog steps, ``chain_method`` as in :func:`probzoo.infer.run_mcmc`;
         refuses networks with more than ``max_weights`` weights.
+        Any other engine of ``pz.engines()`` (``laplace``, ``lowrank``, ``fullrank``, ``flow``, ``hmc``,
+        ``sa``, ``barker``, ``hmcecs``) runs on the closed-form mixture model with the data-adapted starting
+        weights, with that engine's budget and options (e.g. ``fit(x, y, method="fullrank", num_steps=2_000)``);
+        MCMC engines refuse networks of more than 1,000 weights.
         """
         method = check_choice(method, "method", METHODS)
         seed = check_seed(seed)
-        x, y = _as_xy(x, y)
-        if x.shape[0] < 2:
-            raise ValueError(f"x: needs at least 2 points, got {x.shape[0]}")
+        x, y = self._check_xy(x, y)
         n, d = x.shape
         if self.min_scale > 0.05 * float(np.std(y)) > 0:
             warnings.warn(f"min_scale: {self.min_scale:g} is large next to the spread of y (sd {np.std(y):.3g}); "
@@ -352,6 +357,49 @@ class MDN(ZooModel):
                            wall_time=run.wall_time, compile_time=run.compile_time, seed=seed, info=info)
         fit.idata = fit.inference_data(x, y, seed=seed)
         return fit
+
+    # every other engine of the registry, on the closed-form mixture
+    def bind(self, x: Any, y: Any, seed: int = 0) -> BoundModel:
+        x, y = self._check_xy(x, y)
+        d = x.shape[1]
+        return BoundModel(name="MDN", model=self.mixture_model, args=(x, y), plate="data",
+                          init=lambda s: self.init_values(s, d, x, y), build=partial(self._engine_fit, x, y))
+
+    def engine_refusal(self, name: str, data: tuple[Any, ...], options: Mapping[str, Any]) -> str | None:
+        eng = _engines.engine(name)
+        d = int(np.shape(data[0])[1]) if data and np.ndim(data[0]) == 2 else 1
+        size, small = self.num_weights(d), MDN(self.n_components, (8,)).num_weights(d)
+        if eng.family == "mcmc" and size > NUTS_MAX_WEIGHTS:
+            return (f"{name}: MCMC over the {size:,} weights of a {list(self.hidden)} network is too slow to mix; "
+                    f"use a small network (e.g. hidden=(8,), {small} weights)")
+        if name == "flow" and size > 2_000 and options.get("hidden_dims") is None:
+            return (f"flow: an autoregressive flow over {size:,} weights has layers of {size:,} x {size:,}; "
+                    f"use a small network (e.g. hidden=(8,)) or narrow layers (hidden_dims=[64])")
+        return None
+
+    def engine_defaults(self, name: str) -> dict[str, Any]:
+        # 100 guide draws carry the predictive (as for meanfield); MCMC as the native NUTS: 2 chains of 500
+        return {"num_draws": 100, "num_chains": 2, "num_warmup": 500, "num_samples": 500}
+
+    def _engine_fit(self, x: np.ndarray, y: np.ndarray, *, model: Any, method: str, params: dict[str, Any],
+                    losses: np.ndarray, samples: Mapping[str, Any], wall_time: float, compile_time: float,
+                    seed: int, info: dict[str, Any], sample_stats: Mapping[str, np.ndarray]) -> MDNFit:
+        """An engine's draws of the weights as an MDNFit, with the InferenceData of the native methods."""
+        draws = {k: np.asarray(v) for k, v in samples.items() if k.startswith(NET + "/")}
+        chains = int(info.get("num_chains", 1)) if info.get("mcmc") else 1
+        params = {k: v for k, v in params.items() if not k.endswith("$params")}
+        fit = MDNFit.build(self, method, x, draws, params=params, losses=losses, wall_time=wall_time,
+                           compile_time=compile_time, seed=seed, info={**info, "n_train": len(x), "d": x.shape[1]})
+        fit.idata = fit.inference_data(x, y, seed=seed, num_chains=chains, sample_stats=sample_stats)
+        if fit.is_mcmc:
+            _add_invariants(fit, x, chains)
+        return fit
+
+    def _check_xy(self, x: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
+        x, y = _as_xy(x, y)
+        if x.shape[0] < 2:
+            raise ValueError(f"x: needs at least 2 points, got {x.shape[0]}")
+        return x, y
 
     def check_fit(self, x: Any, y: Any = None, *, method: str, **options: Any) -> None:
         super().check_fit(x, y, method=method, **options)
@@ -439,7 +487,8 @@ class MDNFit(Fit):
         fit.arrays["order"] = np.argsort(mu.mean(axis=1), axis=-1).astype(np.int32)
         return fit
 
-    def inference_data(self, x: Any, y: Any, seed: int = 0) -> Any:
+    def inference_data(self, x: Any, y: Any, seed: int = 0, num_chains: int = 1,
+                       sample_stats: Mapping[str, Any] | None = None) -> Any:
         """InferenceData of the posterior draws with the pointwise log-likelihood and posterior predictive of
         (x, y) under the closed-form mixture (z summed out), so ``az.loo``/``az.compare`` apply.
 
@@ -454,9 +503,17 @@ class MDNFit(Fit):
         if self.num_draws == 1:
             posterior, ll, pp = ({k: np.repeat(v, 2, 0) for k, v in posterior.items()},
                                  np.repeat(ll, 2, 0), np.repeat(pp, 2, 0))
-        attrs = {"model": "MDN", "method": self.method, "inference": "svi", "note": arviz_io.SVI_NOTE}
-        return arviz_io.from_samples(posterior, log_likelihood={"y": ll}, posterior_predictive={"y": pp},
-                                     observed_data={"y": y}, constant_data={"x": x}, attrs=attrs)
+        attrs = {"model": "MDN", "method": self.method, "inference": "mcmc" if self.is_mcmc else "svi"}
+        if not self.is_mcmc:
+            attrs["note"] = arviz_io.SVI_NOTE
+
+        def by_chain(group: dict[str, Any]) -> dict[str, Any]:  # (C * S, ...) -> (C, S, ...)
+            return {k: np.reshape(v, (num_chains, -1) + np.shape(v)[1:]) for k, v in group.items()}
+
+        return arviz_io.from_samples(by_chain(posterior), log_likelihood=by_chain({"y": ll}),
+                                     posterior_predictive=by_chain({"y": pp}), observed_data={"y": y},
+                                     constant_data={"x": x}, sample_stats=dict(sample_stats or {}) or None,
+                                     attrs=attrs, chains=True)
 
     @property
     def diagnostic_sites(self) -> list[str] | None:
@@ -760,7 +817,7 @@ register_entry(ZooEntry(
     name="mdn",
     model_class=MDN,
     description="mixture density regression (article 004): MLP -> K-Gaussian mixture over y",
-    methods=METHODS,
+    methods=MDN.methods,
     datasets={name: _loader(name) for name in ("two_branch", "heteroscedastic")},
     default_data="two_branch",
     report=_report,

@@ -20,7 +20,7 @@ import math
 import os
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -49,7 +49,7 @@ from probzoo.infer.mcmc import run_mcmc
 from probzoo.infer.posterior import mcmc_inference_data
 from probzoo.infer.result import Fit
 from probzoo.infer.svi import NonFiniteLossError
-from probzoo.models.base import ZooModel
+from probzoo.models.base import ZooModel, runs_engines
 from probzoo.validation import (
     as_array,
     check_binary,
@@ -522,7 +522,11 @@ class RBM(ZooModel):
     """
 
     fit_class = RBMFit
-    methods = ("cd", "pcd")
+    native_methods = methods = ("cd", "pcd")
+
+    def engine_refusal(self, name: str, data: tuple[Any, ...], options: Mapping[str, Any]) -> str | None:
+        return (f"{name}: the RBM's units are binary and its likelihood needs the partition function; train it "
+                "with cd or pcd, then sample it with fit.sample (block Gibbs through numpyro's MCMC)")
 
     def __init__(self, n_hidden: int = 64, init_scale: float = 1.0, visible_bias: str = "base_rate") -> None:
         self.n_hidden = check_int(n_hidden, "n_hidden", minimum=1)
@@ -576,6 +580,7 @@ class RBM(ZooModel):
         return RBMFit(model=self, method="given", params={k: np.asarray(v) for k, v in p.items()},
                       arrays=arrays, info={"mcmc": False})
 
+    @runs_engines
     def fit(
         self,
         V: Any,

@@ -39,11 +39,12 @@ from numpyro.infer.initialization import init_to_value
 from numpyro.optim import _NumPyroOptim, optax_to_numpyro
 
 from probzoo.infer import arviz_io
+from probzoo.infer import engines as _engines
 from probzoo.infer.mcmc import run_mcmc
 from probzoo.infer.posterior import svi_inference_data
 from probzoo.infer.result import Fit
 from probzoo.infer.svi import run_svi
-from probzoo.models.base import ZooModel
+from probzoo.models.base import BoundModel, ZooModel, runs_engines
 from probzoo.models.ukr_kernel import auto_block_size, nadaraya_watson
 from probzoo.validation import as_array, check_bool, check_choice, check_int, check_positive, check_seed
 from probzoo.zoo import ZooEntry, register_entry, register_model
@@ -84,7 +85,9 @@ class UKR(ZooModel):
     ``block_size`` rows of the kernel matrix are evaluated at a time (``None``: chosen from N).
     """
 
-    methods = METHODS
+    native_methods = METHODS
+    # every generic engine but HMC-ECS, whose subsampled data plate would hold the latents x_n themselves
+    methods = METHODS + tuple(m for m in _engines.generic_names() if m not in METHODS and m != "hmcecs")
 
     def __init__(
         self,
@@ -196,6 +199,7 @@ class UKR(ZooModel):
         return (_INIT_SCALES[int(np.argmin(errors))] * root_h * base).astype(np.float32)
 
     # --- fitting ----------------------------------------------------------------------------------
+    @runs_engines
     def fit(
         self,
         Y: Any,
@@ -232,6 +236,10 @@ class UKR(ZooModel):
         are identified only up to rotation/reflection, so convergence is diagnosed on invariant
         quantities (``fit.diagnostics()``). ``chain_method=None``: parallel with a device per chain, else
         sequential (a Gibbs kernel cannot vectorise chains) or, with a fixed noise, vectorised.
+        Any other engine of ``pz.engines()`` (``meanfield``, ``laplace``, ``lowrank``, ``fullrank``, ``flow``,
+        ``hmc``, ``sa``, ``barker``) runs on the same model from the same starting latents, with that
+        engine's budget and options; the fit's point is the draw of highest density (MCMC) or the mean of
+        the guide's draws (variational).
         """
         check_choice(method, "method", METHODS)
         seed = check_seed(seed)
@@ -331,31 +339,75 @@ class UKR(ZooModel):
                        extra_fields=fields)
         draws = {k: np.asarray(v) for k, v in run.mcmc.get_samples(group_by_chain=True).items()}
         extra = run.mcmc.get_extra_fields(group_by_chain=True)
-        per_draw = _per_draw(self, Y, draws, jax.random.PRNGKey(seed + 1))
-        posterior = {**draws, "recon_error": per_draw["recon_error"], "latent_rms": per_draw["latent_rms"],
-                     "pair_dist": _pair_distances(draws["x"], seed)}
-        idata = arviz_io.from_samples(
-            posterior, log_likelihood={"y": per_draw["log_lik"]}, posterior_predictive={"y": per_draw["y_rep"]},
-            observed_data={"y": Y}, chains=True,
-            dims={"x": ["point", "latent_dim"], "y": ["point", "dim"], "pair_dist": ["pair"]},
-            attrs={"inference": "mcmc", "sampler": type(kernel).__name__,
-                   "note": "raw latents are identified only up to rotation/reflection; diagnose invariants"})
-        c, d = np.unravel_index(int(np.argmax(per_draw["log_joint"])), per_draw["log_joint"].shape)
-        params = {k: v[c, d] for k, v in draws.items()}
         info = {"mcmc": True, "n": len(Y), "sampler": type(kernel).__name__, "num_chains": num_chains,
                 "num_warmup": num_warmup, "num_samples": num_samples, "chain_method": run.chain_method,
                 "max_tree_depth": max_tree_depth, "map_steps": map_steps,
                 "divergences": int(np.sum(np.asarray(extra[fields[0]]))),
-                "mean_leapfrog_steps": float(np.mean(np.asarray(extra[fields[1]]))),
-                "point": "the posterior draw with the highest density (raw latents are identified only up "
-                         "to rotation/reflection, so their posterior mean is not a chart)"}
-        fit = UKRFit(model=self, method="nuts", params=params, idata=idata,
+                "mean_leapfrog_steps": float(np.mean(np.asarray(extra[fields[1]])))}
+        return self._fit_from_draws(Y, X0, "nuts", draws, info=info, seed=seed, wall_time=run.wall_time,
+                                    compile_time=float("nan"))
+
+    def _fit_from_draws(self, Y: np.ndarray, X0: np.ndarray, method: str, draws: dict[str, np.ndarray], *,
+                        info: dict[str, Any], seed: int, wall_time: float, compile_time: float,
+                        losses: np.ndarray | None = None, params: dict[str, Any] | None = None,
+                        sample_stats: dict[str, np.ndarray] | None = None) -> UKRFit:
+        """A UKRFit from draws of the latents (and s) shaped (chain, draw, ...): the invariant quantities per
+        draw, the InferenceData, and the point the fit's maps use. MCMC: the draw of highest density (raw
+        latents are identified only up to rotation/reflection, so their mean over chains is no chart); a
+        variational fit (one unimodal approximation): the mean of its draws."""
+        per_draw = _per_draw(self, Y, draws, jax.random.PRNGKey(seed + 1))
+        posterior = {**draws, "recon_error": per_draw["recon_error"], "latent_rms": per_draw["latent_rms"],
+                     "pair_dist": _pair_distances(draws["x"], seed)}
+        mcmc = bool(info.get("mcmc"))
+        note = "raw latents are identified only up to rotation/reflection; diagnose invariants"
+        idata = arviz_io.from_samples(
+            posterior, log_likelihood={"y": per_draw["log_lik"]}, posterior_predictive={"y": per_draw["y_rep"]},
+            observed_data={"y": Y}, sample_stats=sample_stats or None, chains=True,
+            dims={"x": ["point", "latent_dim"], "y": ["point", "dim"], "pair_dist": ["pair"]},
+            attrs={"inference": "mcmc" if mcmc else "svi", "method": method, "sampler": info.get("sampler", method),
+                   "note": note if mcmc else arviz_io.SVI_NOTE})
+        if mcmc:
+            c, d = np.unravel_index(int(np.argmax(per_draw["log_joint"])), per_draw["log_joint"].shape)
+            point = {k: v[c, d] for k, v in draws.items()}
+            info["point"] = ("the posterior draw with the highest density (raw latents are identified only up "
+                             "to rotation/reflection, so their posterior mean is not a chart)")
+        else:
+            point = {k: v.mean(axis=(0, 1)) for k, v in draws.items()}
+            info["point"] = "the mean of the guide's draws"
+        fit = UKRFit(model=self, method=method, params={**(params or {}), **point}, idata=idata,
                      samples={k: v.reshape((-1,) + v.shape[2:]) for k, v in draws.items()},
-                     arrays={"Y": Y, "init": np.asarray(X0)}, wall_time=run.wall_time,
-                     compile_time=float("nan"), seed=seed, info=info)
-        fit.info["diagnostics"] = fit.diagnostics()
+                     losses=np.zeros((0,), np.float32) if losses is None else np.asarray(losses),
+                     arrays={"Y": Y, "init": np.asarray(X0)}, wall_time=wall_time, compile_time=compile_time,
+                     seed=seed, info={"n": len(Y), **info})
+        if mcmc:
+            fit.info["diagnostics"] = fit.diagnostics()
         fit.info["reconstruction_error"] = fit.reconstruction_error()
         return fit
+
+    # every other engine of the registry, on the same model
+    def bind(self, Y: Any, seed: int = 0) -> BoundModel:
+        Y = self._check_data(Y)
+
+        def init(s: int) -> dict[str, Any]:
+            return self._init_values(Y, self.initial_latents(Y, s))
+
+        return BoundModel(name="UKR", model=self.model, args=(Y,), plate="data", init=init,
+                          build=partial(self._engine_fit, Y))
+
+    def engine_defaults(self, name: str) -> dict[str, Any]:
+        # 200 guide draws (each costs an N x N kernel sum to score); MCMC chains as the native NUTS's
+        return {"num_draws": 200, "num_chains": 2, "num_warmup": 500, "num_samples": 500}
+
+    def _engine_fit(self, Y: np.ndarray, *, model: Any, method: str, params: dict[str, Any], losses: np.ndarray,
+                    samples: dict[str, Any], wall_time: float, compile_time: float, seed: int,
+                    info: dict[str, Any], sample_stats: dict[str, np.ndarray]) -> UKRFit:
+        chains = int(info.get("num_chains", 1))
+        draws = {k: np.asarray(v).reshape((chains, -1) + np.shape(v)[1:]) for k, v in samples.items()
+                 if k in ("x", "s")}
+        params = {k: v for k, v in params.items() if k not in draws} if not info.get("mcmc") else {}
+        return self._fit_from_draws(Y, model.init_values(seed)["x"], method, draws, info=dict(info), seed=seed,
+                                    wall_time=wall_time, compile_time=compile_time, losses=losses,
+                                    params={"guide": params} if params else None, sample_stats=sample_stats)
 
 
 def _random_orthogonal(rng: np.random.Generator, m: int) -> np.ndarray:
@@ -637,7 +689,7 @@ register_entry(ZooEntry(
     name="ukr",
     model_class=UKR,
     description="unsupervised kernel regression: MAP / NUTS over the latents of a Nadaraya-Watson map",
-    methods=METHODS,
+    methods=UKR.methods,
     datasets={"saddle": _saddle(True), "saddle_uniform": _saddle(False)},
     default_data="saddle",
     report=_report,
