@@ -317,7 +317,8 @@ def test_score_function_gradients_train_the_clustering_vae(blobs):
     X, t = blobs
     fit = ClusteringVAE(n_clusters=3, likelihood="normal").fit(X, method="score", epochs=10, seed=0)
     per_epoch = fit.losses.reshape(10, -1).mean(1)
-    assert per_epoch[-1] < per_epoch[0] - 2.0 * len(X) / 10, per_epoch  # 2 nats per row, from ~10 at the start
+    # 2 nats per row (the loss is the full-data ELBO); from about 20, seeds 0 and 1 fall by 7 and 10
+    assert per_epoch[-1] < per_epoch[0] - 2.0 * len(X), per_epoch
     scores = fit.evaluate(X, t, num_samples=4)
     assert np.isfinite(scores["elbo"]) and scores["elbo"] > -per_epoch[0] / len(X) + 2.0
     assert fit.method == "score" and {"posterior", "log_likelihood", "observed_data"} <= set(fit.idata.groups())

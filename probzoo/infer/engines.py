@@ -184,7 +184,6 @@ def _make_fit(model: Any, eng: Engine, *, params: dict[str, Any], draws: dict[st
                                samples=flat, wall_time=wall, compile_time=compile_time, seed=seed, info=info,
                                sample_stats=sample_stats or {})
     if idata is None:
-        flat = {k: v.reshape((-1,) + v.shape[2:]) for k, v in draws.items()}
         ll = _pointwise(model, flat, batch_ndims=1)
         n_chain, n_draw = next(iter(draws.values())).shape[:2]
         ll = {k: v.reshape((n_chain, n_draw) + v.shape[1:]) for k, v in ll.items()}

@@ -130,10 +130,7 @@ class ZooModel:
         params = inspect.signature(self.fit).parameters
         if not any(p.kind is p.VAR_KEYWORD for p in params.values()):
             taken = [n for n, p in params.items() if p.kind is p.KEYWORD_ONLY or p.default is not p.empty]
-            for name in options:
-                if name not in taken:
-                    raise ValueError(f"{name}: not an option of {type(self).__name__}.fit with method "
-                                     f"{method!r} (it takes: {', '.join(taken)})")
+            _refuse_options(self, method, [n for n in options if n not in taken], taken)
 
     def get_config(self) -> dict[str, Any]:
         """The constructor arguments that rebuild this model."""
@@ -142,6 +139,13 @@ class ZooModel:
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self._config.items())
         return f"{type(self).__name__}({args})"
+
+
+def _refuse_options(model: ZooModel, method: str, unknown: list[str], taken: list[str]) -> None:
+    """The one error for options that a native method's ``fit`` does not take."""
+    if unknown:
+        raise ValueError(f"{unknown[0]}: not an option of {type(model).__name__}.fit with method {method!r} "
+                         f"(it takes: {', '.join(taken)})")
 
 
 def runs_engines(fit: Callable[..., Fit]) -> Callable[..., Fit]:
@@ -159,10 +163,8 @@ def runs_engines(fit: Callable[..., Fit]) -> Callable[..., Fit]:
         given = sig.bind(self, *args, **kwargs).arguments
         method = given.get("method", sig.parameters["method"].default)
         if isinstance(method, str) and method in self.native_methods:
-            if extra:
-                taken = [n for n, p in sig.parameters.items() if p.default is not p.empty and n not in _CALL_ARGUMENTS]
-                raise ValueError(f"{sorted(extra)[0]}: not an option of {type(self).__name__}.fit with method "
-                                 f"{method!r} (it takes: {', '.join(taken)})")
+            taken = [n for n, p in sig.parameters.items() if p.default is not p.empty and n not in _CALL_ARGUMENTS]
+            _refuse_options(self, method, sorted(extra), taken)
             return fit(self, *args, **kwargs)
         options = {k: v for k, v in given.items() if k not in data_names and k not in _CALL_ARGUMENTS}
         return self.fit_engine(method, tuple(given[n] for n in data_names), seed=given.get("seed", 0),

@@ -41,6 +41,7 @@ from numpyro.infer.autoguide import AutoDelta, AutoNormal
 from numpyro.ops.indexing import Vindex
 
 from probzoo import data as pz_data
+from probzoo.core import Family
 from probzoo.infer import arviz_io
 from probzoo.infer import engines as _engines
 from probzoo.infer.mcmc import run_mcmc
@@ -369,7 +370,7 @@ class MDN(ZooModel):
         eng = _engines.engine(name)
         d = int(np.shape(data[0])[1]) if data and np.ndim(data[0]) == 2 else 1
         size, small = self.num_weights(d), MDN(self.n_components, (8,)).num_weights(d)
-        if eng.family == "mcmc" and size > NUTS_MAX_WEIGHTS:
+        if eng.family == Family.MCMC and size > NUTS_MAX_WEIGHTS:
             return (f"{name}: MCMC over the {size:,} weights of a {list(self.hidden)} network is too slow to mix; "
                     f"use a small network (e.g. hidden=(8,), {small} weights)")
         if name == "flow" and size > 2_000 and options.get("hidden_dims") is None:
