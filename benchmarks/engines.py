@@ -7,12 +7,13 @@ of wall time and r_hat on the model's diagnosed sites). Each row also carries it
 ``map``'s on the same model and, for MCMC, its ESS per second as a ratio to ``nuts``'s: the peers are
 measured in the same run, so the ratios compare engines, not machines.
 
-    python benchmarks/engines.py [--scale 1.0] [--out engines.json]    # --scale 0.1: a smoke run
+    python benchmarks/engines.py [--scale 1.0] [--models mdn,ukr] [--out engines.json]    # --scale 0.1: smoke
 
 Budgets at scale 1: 2,000 optimisation steps for MAP and every variational engine; 2 chains of 500
 warm-up and 500 draws for NUTS, HMC and Barker, 2 x (1,000 + 1,000) for SA (a gradient-free random walk
 needs more draws, each cheap on the MDN; on UKR each costs a dense update of its 200-dimensional
-ensemble), and 2 x (200 + 200) for HMC-ECS (each of its draws is a NUTS trajectory on a subsample).
+ensemble, about 0.06 s a step here, so UKR's SA gets 2 x (250 + 250)), and 2 x (200 + 200) for HMC-ECS
+(each of its draws is a NUTS trajectory on a subsample).
 ``--scale`` multiplies every budget.
 """
 
@@ -32,7 +33,7 @@ SVI = ("map", "laplace", "meanfield", "lowrank", "fullrank", "flow")
 COLUMNS = ("family", "wall_s", "compile_s", "lpd", "elpd_loo", "r_hat_max", "ess_bulk_min", "ess_bulk_per_s")
 
 
-def budgets(methods: tuple[str, ...], scale: float) -> dict[str, dict[str, int]]:
+def budgets(problem: str, methods: tuple[str, ...], scale: float) -> dict[str, dict[str, int]]:
     def n(k: int) -> int:
         return max(20, int(k * scale))
 
@@ -40,6 +41,8 @@ def budgets(methods: tuple[str, ...], scale: float) -> dict[str, dict[str, int]]
     for m in methods:
         if m in SVI:
             out[m] = {"num_steps": n(2_000)}
+        elif m == "sa" and problem == "ukr":
+            out[m] = {"num_warmup": n(250), "num_samples": n(250), "num_chains": 2}
         elif m == "sa":
             out[m] = {"num_warmup": n(1_000), "num_samples": n(1_000), "num_chains": 2}
         elif m == "hmcecs":
@@ -63,13 +66,15 @@ def _num(v):
     return None if math.isnan(v) else round(v, 4)
 
 
-def run(scale: float) -> dict:
+def run(scale: float, models: tuple[str, ...] = ("mdn", "ukr")) -> dict:
     report = {"budget_scale": scale, "models": {}}
     for name, (model, data, heldout, extras) in problems().items():
+        if name not in models:
+            continue
         methods = tuple(model.methods)
         t0 = time.perf_counter()
         table = pz.compare(model, data, methods=list(methods), heldout=heldout, extras=extras, seed=0,
-                           budget=budgets(methods, scale))
+                           budget=budgets(name, methods, scale))
         rows = {}
         for m in methods:
             row = {c: (table.loc[m, c] if c == "family" else _num(table.loc[m, c]))
@@ -82,7 +87,7 @@ def run(scale: float) -> dict:
                 row["ess_per_s_vs_nuts"] = _num(table.loc[m, "ess_bulk_per_s"] / table.loc["nuts", "ess_bulk_per_s"])
             rows[m] = row
         report["models"][name] = {"model": repr(model), "n_train": len(data[0]), "n_heldout": len(heldout[0]),
-                                  "budgets": budgets(methods, scale), "engines": rows,
+                                  "budgets": budgets(name, methods, scale), "engines": rows,
                                   "total_s": round(time.perf_counter() - t0, 1)}
         print(f"{name}: {len(methods)} engines in {report['models'][name]['total_s']} s", file=sys.stderr)
     return report
@@ -91,11 +96,15 @@ def run(scale: float) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--scale", type=float, default=1.0, help="multiplies every budget (0.1: a smoke run)")
+    ap.add_argument("--models", default="mdn,ukr", help="comma-separated: mdn, ukr (default both)")
     ap.add_argument("--out", default=None, help="also write the JSON here")
     args = ap.parse_args()
     if not args.scale > 0:
         ap.error("--scale: expected a positive number")
-    report = run(args.scale)
+    models = tuple(args.models.split(","))
+    if unknown := set(models) - {"mdn", "ukr"}:
+        ap.error(f"--models: unknown {', '.join(sorted(unknown))}; expected mdn, ukr")
+    report = run(args.scale, models)
     text = json.dumps(report, indent=1)
     print(text)
     if args.out:

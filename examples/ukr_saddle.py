@@ -59,9 +59,9 @@ def main() -> None:
         history = fit.arrays["history"]
         figure = ukr_plots.wireframe(fit, out / f"ukr_saddle_{name}.png", color=color)
         steps = np.arange(len(history)) * step
-        gif = ukr_plots.animate(Y, history, fit.model.bandwidth, out / f"ukr_saddle_{name}.gif", color=color,
+        gif = ukr_plots.animate(Y, history, fit.model, out / f"ukr_saddle_{name}.gif", color=color,
                                 steps=steps)
-        still = ukr_plots.snapshots(Y, history, fit.model.bandwidth, out / f"ukr_saddle_{name}_steps.png",
+        still = ukr_plots.snapshots(Y, history, fit.model, out / f"ukr_saddle_{name}_steps.png",
                                     steps=steps, color=color)
         summary[name] = {
             "reconstruction_error": fit.reconstruction_error(),

@@ -128,11 +128,12 @@ def _mcmc_diagnostics(fit: Any) -> dict[str, float]:
 
 def _family(method: str, fit: Any) -> str:
     """The engine family of a method: the registered engine's, else what the fit says it is."""
-    from probzoo.infer.engines import registered
+    from probzoo.infer.engines import engine
 
-    eng = registered().get(method)
-    if eng is not None:
-        return str(eng.family)
+    try:
+        return str(engine(method).family)
+    except ValueError:
+        pass
     return str(fit.info.get("family", "mcmc" if getattr(fit, "is_mcmc", False) else "variational"))
 
 

@@ -74,7 +74,13 @@ class Engine:
     options: Mapping[str, Any]
     supports: Callable[[Any], str | None]
     run: Callable[..., Any] = field(repr=False)
-    generic: bool = True  # runs on any model its supports accepts (False: registered by one model's package)
+    # the zoo model whose package registered this engine (one model's own algorithm), or None: a generic
+    # engine, which runs on any model its supports accepts
+    owner: str | None = None
+
+    @property
+    def generic(self) -> bool:
+        return self.owner is None
 
     def __repr__(self) -> str:
         return f"Engine({self.name!r}, {self.family}: {self.description}; budget {dict(self.budget)})"

@@ -11,6 +11,7 @@ import gzip
 import math
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from scipy.special import logsumexp
@@ -33,6 +34,7 @@ __all__ = [
     "mnist",
     "read_idx",
     "saddle",
+    "true_components",
     "two_branch",
     "two_branch_logpdf",
     "write_idx",
@@ -94,6 +96,19 @@ def two_branch_logpdf(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     x, y = _xy(x, y)
     parts = np.stack([_normal_logpdf(y, x, np.full_like(x, 0.01)), _normal_logpdf(y, -x, x)])
     return logsumexp(parts, axis=0) + math.log(0.5)
+
+
+def true_components(dataset: str, x: Any) -> dict[str, np.ndarray]:
+    """The generating mixture of ``pz.data.<dataset>`` ("heteroscedastic" or "two_branch") at ``x``, in an
+    MDN fit's order (ascending mean): weights, means, stds as (n, K) arrays (heteroscedastic: K = 1;
+    two_branch: lower then upper branch)."""
+    check_choice(dataset, "dataset", ("heteroscedastic", "two_branch"))
+    x = as_array(x, "x", ndim=(1, 2))
+    x = x.reshape(len(x), -1)[:, 0].astype(np.float64)
+    if dataset == "heteroscedastic":
+        return {"weights": np.ones((len(x), 1)), "means": x[:, None], "stds": x[:, None]}
+    return {"weights": np.full((len(x), 2), 0.5), "means": np.stack([-x, x], 1),
+            "stds": np.stack([x, np.full_like(x, 0.01)], 1)}
 
 
 def saddle(n: int = 400, grid: bool = True, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

@@ -45,7 +45,8 @@ COLUMNS: dict[str, Column] = {
     "model": Column("the zoo model", None),
     "method": Column("the inference method (engine), with any model options in brackets", None),
     "data": Column("the data set", None),
-    "family": Column("optimisation (a point), variational (an approximating distribution) or mcmc", None),
+    "family": Column("optimisation (a point), variational (an approximating distribution), mcmc, or custom (a "
+                     "model's own algorithm such as the RBM's contrastive divergence)", None),
     "seconds": Column("wall time of the fit call, set-up and compilation included", "lower"),
     "wall_s": Column("wall time of the fit call, set-up and compilation included", "lower"),
     "compile_s": Column("seconds of XLA compilation within wall_s", "lower"),

@@ -92,6 +92,14 @@ def entries() -> dict[str, ZooEntry]:
     return dict(_ENTRIES)
 
 
+def model_order() -> dict[str, int]:
+    """Each zoo model's class name -> its place in the catalogue (every model package imported)."""
+    for module in MODEL_MODULES:
+        importlib.import_module(module)
+    return {cls.__name__: MODEL_MODULES.index(cls.__module__) for cls in _MODEL_CLASSES.values()
+            if cls.__module__ in MODEL_MODULES}
+
+
 def get_entry(name: str) -> ZooEntry:
     all_entries = entries()
     if name not in all_entries:
@@ -107,7 +115,7 @@ def methods_table() -> str:
 
     # in the order of MODEL_MODULES, not of registration (which depends on what was imported first)
     zoo = {e.name: e for mod in MODEL_MODULES for e in entries().values() if e.model_class.__module__ == mod}
-    generic = list(_engines.engines().index)
+    generic = list(_engines.generic_names())
     columns = list(dict.fromkeys([*generic, *(m for e in zoo.values() for m in e.methods)]))
     lines = ["| model | " + " | ".join(f"`{c}`" for c in columns) + " |", "| --- |" + " :-: |" * len(columns)]
     for e in zoo.values():

@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 
 import probzoo as pz
+from probzoo.data import true_components
 from probzoo.infer import arviz_io
-from probzoo.models.mdn import MDN, MDNFit, true_components
+from probzoo.models.mdn import MDN, MDNFit
 
 GRID = np.linspace(0.2, 1.0, 81, dtype=np.float32)[:, None]
 

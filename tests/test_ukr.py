@@ -315,6 +315,26 @@ def test_same_seed_same_result_and_history():
     np.testing.assert_array_equal(a.arrays["history"][-1], a.latents)
 
 
+def test_grid_map_and_the_animation_figures(tmp_path):
+    """``model.grid_map`` maps each snapshot's latent grid with that snapshot's latents (the wireframe of the
+    articles' animation): its corners are f at the corners of the latents' bounding box."""
+    from probzoo.plots import ukr as ukr_plots
+
+    Y, _ = pz.data.saddle(100, grid=True)
+    model = pz.UKR(init="random")
+    fit = model.fit(Y, num_steps=60, seed=0, history_every=20)
+    history = fit.arrays["history"]
+    F = model.grid_map(history, Y, side=5)
+    assert F.shape == (len(history), 5, 5, 3)
+    for X, Fi in zip(history, F, strict=True):
+        corner = np.array([[X[:, 0].min(), X[:, 1].min()], [X[:, 0].max(), X[:, 1].max()]], np.float32)
+        f = np.asarray(nadaraya_watson(corner, X, Y, model.bandwidth))
+        np.testing.assert_allclose(Fi[[0, -1], [0, -1]], f, rtol=1e-4, atol=1e-5)
+    gif = ukr_plots.animate(Y, history, model, tmp_path / "a.gif", side=5)
+    png = ukr_plots.snapshots(Y, history, model, tmp_path / "s.png", frames=(0, -1), side=5)
+    assert gif.stat().st_size > 0 and png.stat().st_size > 0
+
+
 @pytest.mark.reproducibility
 def test_interrupted_and_resumed_map_fit_ends_where_the_uninterrupted_one_does(tmp_path):
     Y, _ = pz.data.saddle(100, grid=True)

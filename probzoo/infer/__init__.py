@@ -1,4 +1,4 @@
-"""Inference runners (SVI, MCMC), the Fit result and InferenceData construction."""
+"""Inference runners (the shared training loop, SVI, MCMC), the Fit result and InferenceData construction."""
 
 from probzoo.cache import enable_compilation_cache
 
@@ -8,14 +8,16 @@ enable_compilation_cache()
 
 from probzoo.infer.checkpoint import CorruptFileError  # noqa: E402
 from probzoo.infer.gibbs import RBMGibbs  # noqa: E402
+from probzoo.infer.loop import LoopRun, NonFiniteLossError, run_loop  # noqa: E402
 from probzoo.infer.mcmc import MCMCRun, run_mcmc  # noqa: E402
 from probzoo.infer.posterior import guide_draws, mcmc_inference_data, svi_inference_data  # noqa: E402
 from probzoo.infer.result import Fit, load  # noqa: E402
-from probzoo.infer.svi import NonFiniteLossError, OrderedTraceELBO, SVIRun, run_svi  # noqa: E402
+from probzoo.infer.svi import OrderedTraceELBO, SVIRun, run_svi  # noqa: E402
 
 __all__ = [
     "CorruptFileError",
     "Fit",
+    "LoopRun",
     "MCMCRun",
     "NonFiniteLossError",
     "OrderedTraceELBO",
@@ -24,6 +26,7 @@ __all__ = [
     "guide_draws",
     "load",
     "mcmc_inference_data",
+    "run_loop",
     "run_mcmc",
     "run_svi",
     "svi_inference_data",

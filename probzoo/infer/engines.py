@@ -47,7 +47,7 @@ from probzoo.infer.svi import OrderedTraceELBO, run_svi
 from probzoo.validation import check_int, check_positive
 
 __all__ = ["engine", "engines", "generic_names", "markdown_table", "mcmc_engine", "needs_continuous", "register",
-           "registered", "svi_engine", "with_max_dimension"]
+           "registered", "svi_engine", "vmapped_chains", "with_max_dimension"]
 
 _REGISTRY: dict[str, Engine] = {}
 
@@ -61,7 +61,14 @@ def register(eng: Engine) -> Engine:
 
 
 def registered() -> dict[str, Engine]:
-    return dict(_REGISTRY)
+    """Every engine: the generic ones in the order of this module, then each zoo model's own, in the
+    catalogue's order of models (the same whatever was imported first)."""
+    from probzoo import zoo  # the catalogue imports the model packages, which register their engines
+
+    order = zoo.model_order()
+    generic = [e for e in _REGISTRY.values() if e.generic]
+    own = sorted((e for e in _REGISTRY.values() if not e.generic), key=lambda e: order.get(e.owner, len(order)))
+    return {e.name: e for e in [*generic, *own]}
 
 
 def generic_names() -> tuple[str, ...]:
@@ -71,18 +78,27 @@ def generic_names() -> tuple[str, ...]:
 
 def engine(name: Any) -> Engine:
     """The engine called ``name``; a ValueError lists the known ones."""
-    if not isinstance(name, str) or name not in _REGISTRY:
-        raise ValueError(f"method: unknown engine {name!r}; known engines: {', '.join(_REGISTRY)}")
-    return _REGISTRY[name]
+    if isinstance(name, str) and name in _REGISTRY:
+        return _REGISTRY[name]
+    known = registered()  # a zoo model's own engine, registered when its package is first imported
+    if not isinstance(name, str) or name not in known:
+        raise ValueError(f"method: unknown engine {name!r}; known engines: {', '.join(known)}")
+    return known[name]
 
 
 def engines():
-    """A ``pandas.DataFrame`` of every engine: name, family, what it runs, what it applies to, its budget."""
+    """A ``pandas.DataFrame`` of every engine: name, family, what it runs, what it applies to, its budget,
+    and which models it runs on (``any`` for a generic engine; a zoo model's own algorithm names it)."""
     import pandas as pd
 
     rows = [{"name": e.name, "family": str(e.family), "description": e.description, "applies_to": e.applies_to,
-             "budget": ", ".join(f"{k}={v}" for k, v in e.budget.items())} for e in _REGISTRY.values()]
+             "runs_on": _runs_on(e), "budget": ", ".join(f"{k}={v}" for k, v in e.budget.items())}
+            for e in registered().values()]
     return pd.DataFrame(rows).set_index("name")
+
+
+def _runs_on(e: Engine) -> str:
+    return "any model it supports" if e.generic else f"pz.{e.owner}"
 
 
 # --- what a model offers an engine --------------------------------------------------------------------------
@@ -337,13 +353,15 @@ def _hmcecs_supports(model: Any) -> str | None:
     return None
 
 
-def _vmapped_chains(kernel: Any, model: Any, budget: Mapping[str, Any], seed: int,
+def vmapped_chains(kernel: Any, model: Any, budget: Mapping[str, Any], seed: int,
                     fields: tuple[str, ...]) -> tuple[dict[str, Any], dict[str, Any]]:
     """Chains of a kernel that NumPyro runs only one at a time, as one compiled program: a single-chain MCMC
     traced once and mapped over the chains' keys, split from the seed as NumPyro splits them for its own
     chains. No progress bar (the chains run inside one program). Returns (samples, extra fields), each with a
     leading chain axis."""
-    arrays = [is_array(a) for a in model.args]
+    # arrays (and dicts of arrays, such as weights) are traced as data, anything else is a constant
+    arrays = [is_array(a) or (isinstance(a, dict) and bool(a) and all(map(is_array, jax.tree.leaves(a))))
+              for a in model.args]
 
     def one_chain(key: Any, dyn_args: list[Any], kwargs: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
         it = iter(dyn_args)
@@ -373,7 +391,7 @@ def _mcmc_run(make_kernel: Callable[[Any, Any, Mapping[str, Any]], Any],
             chain_method = "parallel"
         if chain_method in (None, "vectorized") and own_chains:
             # numpyro 0.22 cannot vectorise these kernels' chains, and one by one each chain compiles anew
-            samples, extra = _vmapped_chains(kernel, model, budget, seed, fields)
+            samples, extra = vmapped_chains(kernel, model, budget, seed, fields)
             chain_method, mcmc = "vectorized", None
         else:
             r = run_mcmc(kernel, *model.args, num_warmup=budget["num_warmup"], num_samples=budget["num_samples"],
@@ -463,8 +481,10 @@ mcmc_engine("hmcecs", "NumPyro HMCECS: NUTS on subsets of the data plate (energy
 
 def markdown_table() -> str:
     """The engines as a Markdown table (docs/engines.md's, generated here so that it cannot drift)."""
-    lines = ["| engine | family | what runs | applies to | budget (defaults) |", "| --- | --- | --- | --- | --- |"]
-    for e in _REGISTRY.values():
+    lines = ["| engine | family | what runs | applies to | runs on | budget (defaults) |",
+             "| --- | --- | --- | --- | --- | --- |"]
+    for e in registered().values():
         budget = ", ".join(f"`{k}={v:_}`" if isinstance(v, int) else f"`{k}={v}`" for k, v in e.budget.items())
-        lines.append(f"| `{e.name}` | {e.family} | {e.description} | {e.applies_to} | {budget} |")
+        runs_on = _runs_on(e) if e.generic else f"`{_runs_on(e)}`"
+        lines.append(f"| `{e.name}` | {e.family} | {e.description} | {e.applies_to} | {runs_on} | {budget} |")
     return "\n".join(lines)

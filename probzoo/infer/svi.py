@@ -1,4 +1,5 @@
-"""The SVI runner: jit-compiled steps run in chunks of a compiled loop, minibatches, NaN guard, checkpoints.
+"""The SVI runner: an ELBO's steps, minibatched, run through the shared training loop (:mod:`probzoo.infer.loop`:
+compiled chunks, NaN guard, progress, checkpoints and exact resume, callbacks).
 
 Minibatching works through a subsampled plate: the model declares
 ``with numpyro.plate(plate, N) as idx: ... obs=x[idx]`` and the runner substitutes the indices of
@@ -27,17 +28,13 @@ from numpyro.infer.svi import SVIState
 from numpyro.infer.util import compute_log_probs
 from numpyro.optim import _NumPyroOptim, optax_to_numpyro
 from numpyro.util import _validate_model, check_model_guide_match
-from tqdm.auto import tqdm
 
-from probzoo.infer.checkpoint import check_resume, data_digest, load_checkpoint, save_checkpoint
+from probzoo.infer.checkpoint import data_digest
+from probzoo.infer.loop import NonFiniteLossError, chunk_length, run_loop
 from probzoo.infer.programs import call_compiled, fresh_guide, guide_posterior, is_array
 from probzoo.validation import check_int, check_positive, check_seed
 
 __all__ = ["NonFiniteLossError", "OrderedTraceELBO", "SVIRun", "run_svi"]
-
-
-class NonFiniteLossError(FloatingPointError):
-    """The training loss became NaN or infinite; the message names the step."""
 
 
 class OrderedTraceELBO(Trace_ELBO):
@@ -145,27 +142,6 @@ def _as_optim(optim: Any, learning_rate: float) -> _NumPyroOptim:
     raise TypeError(f"optim: expected an optax GradientTransformation or a numpyro optimiser, got {type(optim)}")
 
 
-def _chunk_len(spe: int | None, chunk: int) -> int:
-    """Steps in a full chunk: about ``chunk``, whole epochs when minibatching."""
-    return chunk if spe is None else spe * max(1, chunk // spe)
-
-
-def _plan(total: int, start: int, spe: int | None, chunk: int) -> list[tuple[int, int]]:
-    """Chunks as (first step, number of steps), laid out from global step 0 (so a resumed run follows the
-    same schedule), skipping those before start. With minibatches a chunk is whole epochs, or the last,
-    partial epoch."""
-    plan, step = [], 0
-    per_chunk = _chunk_len(spe, chunk)
-    while step < total:
-        length = min(per_chunk, total - step)
-        if spe is not None and length > spe:
-            length -= length % spe  # whole epochs; a partial epoch only at the very end
-        if step >= start:
-            plan.append((step, length))
-        step += length
-    return plan
-
-
 def run_svi(
     model: Callable,
     guide: Callable,
@@ -257,26 +233,14 @@ def run_svi(
     # and whatever else the caller names in ``settings`` (the model's configuration, method, learning rate)
     identity = {"total": total, "batch_size": batch_size, "data_size": data_size, "plate": plate, "seed": seed,
                 "data": data_digest(dyn_args, dyn_kwargs), "settings": settings}
-    start, losses_done = 0, np.zeros((0,), np.float32)
-    if resume is not None:
-        ckpt = load_checkpoint(resume)
-        if ckpt.meta.get("total") not in (None, total):
-            raise ValueError(f"resume: the checkpoint was written by a run of {ckpt.meta['total']} steps, "
-                             f"this run has {total}")
-        check_resume(ckpt.meta, identity)
-        state = ckpt.restore(state)
-        start, losses_done = ckpt.step, ckpt.losses
-
     # each compiled program sets up its SVI once at its top (traced_svi), outside its loops
     def one_step(svi: SVI, st: SVIState, idx: Any, dargs: list[Any], dkw: dict[str, Any]) -> tuple[SVIState, Any]:
         return svi.update(st, *call_args(dargs), _batch_idx=idx, **dkw, **static_kwargs)
 
-    # One compiled program runs every chunk: ``n`` (a run-time value, at most ``chunk_len``) steps from the
-    # global step ``first``. A budget that is not a whole number of chunks, a last partial epoch or a
-    # resumed run reuses it instead of compiling a program per chunk length (each costs as much as the
-    # first). Minibatches follow the same order as ever: epoch e visits the permutation drawn with
-    # fold_in(key_data, e), batch after batch, drawn when the epoch starts (or the chunk starts inside it).
-    chunk_len = _chunk_len(spe, chunk_size)
+    # The chunk program of the shared loop: ``n`` (a run-time value, at most ``chunk_len``) steps from the
+    # global step ``first``. Minibatches follow the same order as ever: epoch e visits the permutation drawn
+    # with fold_in(key_data, e), batch after batch, drawn when the epoch starts (or the chunk starts inside it).
+    chunk_len = chunk_length(spe, chunk_size)
 
     def chunk_fn(st, dargs, dkw, first, n):
         svi = traced_svi(dargs, dkw)[0]
@@ -304,49 +268,10 @@ def run_svi(
         st, _, losses = jax.lax.fori_loop(0, n, body, (st, permutation(first), losses))
         return st, losses
 
-    compile_time = 0.0
-    program = None
-
-    def get(example: tuple) -> Any:
-        nonlocal compile_time, program
-        if program is None:
-            t0 = time.perf_counter()
-            program = jax.jit(chunk_fn).lower(*example).compile()
-            compile_time += time.perf_counter() - t0
-        return program
-
-    plan = _plan(total, start, spe, chunk_size)
-    if start and plan and plan[0][0] != start:
-        raise ValueError("resume: the checkpoint's step does not fall on a chunk boundary of this run")
-    loss_parts = [losses_done]
-    step = start
-    last_ckpt = start
-    bar = tqdm(total=total, initial=start, desc=desc, disable=not progress, leave=False, dynamic_ncols=True)
-    try:
-        for first, length in plan:
-            example = (state, dyn_args, dyn_kwargs, jnp.asarray(first, jnp.int32), jnp.asarray(length, jnp.int32))
-            state, chunk_losses = get(example)(*example)
-            chunk_losses = np.asarray(chunk_losses, dtype=np.float32)[:length]
-            bad = ~np.isfinite(chunk_losses)
-            if bad.any():
-                at = step + int(np.argmax(bad)) + 1
-                raise NonFiniteLossError(
-                    f"{desc}: the loss became {chunk_losses[np.argmax(bad)]} at step {at} of {total}; "
-                    "stopping (lower the learning rate, or check the data's scale)"
-                )
-            step += chunk_losses.shape[0]
-            loss_parts.append(chunk_losses)
-            bar.update(chunk_losses.shape[0])
-            bar.set_postfix(loss=f"{float(np.mean(chunk_losses)):.4g}")
-            if checkpoint is not None and checkpoint_every is not None and (
-                step // checkpoint_every > last_ckpt // checkpoint_every or step == total
-            ):
-                save_checkpoint(checkpoint, state, step, np.concatenate(loss_parts), **identity)
-                last_ckpt = step
-            if callback is not None:
-                callback(step, np.concatenate(loss_parts), state)
-    finally:
-        bar.close()
+    run = run_loop(chunk_fn, state, (dyn_args, dyn_kwargs), total=total, steps_per_epoch=spe,
+                   chunk_size=chunk_size, identity=identity, desc=desc, progress=progress, checkpoint=checkpoint,
+                   checkpoint_every=checkpoint_every, resume=resume, callback=callback)
+    state, compile_time = run.state, run.compile_time
     jax.block_until_ready(state)
     t_params = time.perf_counter()
     params = call_compiled(lambda st, d, k: traced_svi(d, k)[0].get_params(st), state, dyn_args, dyn_kwargs)
@@ -354,7 +279,7 @@ def run_svi(
     t_end = time.perf_counter()
     return SVIRun(
         params=params,
-        losses=np.concatenate(loss_parts),
+        losses=run.losses,
         state=state,
         guide=guide,
         args=tuple(args),

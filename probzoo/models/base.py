@@ -19,10 +19,12 @@ from typing import Any
 
 from probzoo.infer.result import Fit
 
-__all__ = ["BoundModel", "ZooModel", "runs_engines"]
+__all__ = ["BoundModel", "ZooModel", "register_own_engines", "runs_engines"]
 
 # set by the caller of fit, not options of any engine
 _CALL_ARGUMENTS = ("self", "method", "seed", "progress")
+# the names of a fit's budget (the rest of its keyword arguments are the engine's options)
+_BUDGET_NAMES = ("num_steps", "epochs", "batch_size", "num_warmup", "num_samples", "num_chains")
 
 
 @dataclass
@@ -93,10 +95,14 @@ class ZooModel:
         from probzoo.infer import engines as _engines
 
         if method not in self.methods:
-            if method not in _engines.registered():
-                raise ValueError(f"method: unknown value {method!r}; expected one of {', '.join(self.methods)}")
-            eng = _engines.engine(method)
-            reason = self.engine_refusal(method, data, options) or (eng.generic and eng.supports(self.bind(*data)))
+            try:
+                eng = _engines.engine(method)
+            except ValueError:
+                raise ValueError(f"method: unknown value {method!r}; expected one of {', '.join(self.methods)}") \
+                    from None
+            if not eng.generic:  # another model's own algorithm: its supports says which model it runs on
+                raise ValueError(f"method: {eng.supports(self)}")
+            reason = self.engine_refusal(method, data, options) or eng.supports(self.bind(*data))
             raise ValueError(f"method: {reason or method + ': not an engine for ' + type(self).__name__}")
         eng = _engines.engine(method)
         bound = self.bind(*data)
@@ -171,3 +177,41 @@ def runs_engines(fit: Callable[..., Fit]) -> Callable[..., Fit]:
                                progress=given.get("progress", False), options={**options, **extra})
 
     return dispatch
+
+
+def register_own_engines(owner: type, runner: Callable[..., Any], engines: Mapping[str, tuple[Any, str, str]], *,
+                         data: tuple[str, ...] = (), accepts: type | None = None, runs_on: str = "") -> None:
+    """Register a zoo model's own algorithms in ``pz.engines()`` as engines that run on that model only.
+
+    ``engines`` maps each name to (family, what runs, what it applies to). ``runner`` is the method that
+    runs them (``owner.fit``, or a fit's ``sample``): its keyword arguments with defaults, less ``data``,
+    ``method``, ``seed`` and ``progress``, are the engines' budget (the names in ``_BUDGET_NAMES``) and
+    options, with the runner's defaults. ``supports(x)`` accepts an instance of ``accepts`` (default
+    ``owner``) or a model bound to one; otherwise its one-line reason says where the engine runs
+    (``runs_on``, where ``{name}`` stands for the engine's name; default ``pz.<owner>(...).fit(...)``).
+    """
+    from probzoo.core import Engine
+    from probzoo.infer.engines import register
+
+    accepts = accepts or owner
+    params = inspect.signature(runner).parameters
+    keywords = {n: p.default for n, p in params.items()
+                if p.default is not p.empty and n not in _CALL_ARGUMENTS and n not in data}
+    budget = {n: v for n, v in keywords.items() if n in _BUDGET_NAMES}
+    options = {n: v for n, v in keywords.items() if n not in _BUDGET_NAMES}
+    where = runs_on or f"pz.{owner.__name__}(...).fit(..., method={{name!r}})"
+
+    for name, (family, description, applies_to) in engines.items():
+        def supports(x: Any, name: str = name, description: str = description) -> str | None:
+            if isinstance(x, accepts) or isinstance(getattr(x, "zoo", None), accepts):
+                return None
+            return f"{name}: an algorithm of pz.{owner.__name__} only ({description}); run it as " \
+                   f"{where.format(name=name)}"
+
+        def run(x: Any, budget: Mapping[str, Any], options: Mapping[str, Any], seed: int, progress: bool,
+                name: str = name) -> Any:
+            return runner(getattr(x, "zoo", x), *getattr(x, "args", ()), method=name, seed=seed, progress=progress,
+                          **budget, **options)
+
+        register(Engine(name, family, description, applies_to, budget, options, supports, run,
+                        owner=owner.__name__))

@@ -48,11 +48,12 @@ from numpyro.distributions import constraints
 from numpyro.infer import TraceEnum_ELBO, TraceGraph_ELBO
 
 from probzoo import metrics
+from probzoo.core import Family
 from probzoo.distributions import ExpRelaxedOneHotCategorical
 from probzoo.infer import arviz_io
 from probzoo.infer.result import Fit
 from probzoo.infer.svi import OrderedTraceELBO, run_svi
-from probzoo.models.base import ZooModel, runs_engines
+from probzoo.models.base import ZooModel, register_own_engines, runs_engines
 from probzoo.nn import MLP, ConvDecoder, ConvEncoder
 from probzoo.validation import (
     as_array,
@@ -697,6 +698,16 @@ def _report(fit: ClusteringVAEFit, data: tuple[Any, ...], extras: dict[str, Any]
                                         title=f"2-D toy ({fit.method}): points coloured by argmax q(y | x)"))
         figs.append(cplots.toy_generated(fit, out_dir / "generated.png"))
     return scores, figs
+
+
+register_own_engines(ClusteringVAE, ClusteringVAE.fit, {
+    "relaxed": (Family.VARIATIONAL, "Trace_ELBO with y relaxed to a Concrete (Gumbel-softmax) sample",
+                "the clustering VAE's discrete y"),
+    "enum": (Family.VARIATIONAL, "TraceEnum_ELBO: y summed out exactly (funsor enumeration)",
+             "the clustering VAE's discrete y"),
+    "score": (Family.VARIATIONAL, "TraceGraph_ELBO: y sampled, score-function gradients",
+              "the clustering VAE's discrete y"),
+}, data=("X", "labels"))
 
 
 register_entry(ZooEntry(

@@ -60,7 +60,7 @@ from probzoo.validation import (
 )
 from probzoo.zoo import ZooEntry, register_entry, register_model
 
-__all__ = ["MDN", "MDNFit", "true_components"]
+__all__ = ["MDN", "MDNFit"]
 
 METHODS = ("map", "meanfield", "nuts")
 ACTIVATIONS: dict[str, Callable[[jnp.ndarray], jnp.ndarray]] = {
@@ -763,18 +763,6 @@ def _forward_fn(n_components: int, hidden: tuple[int, ...], activation: str, min
 
 
 # --- truth for the article's problems, and the zoo entry ------------------------------------------------
-
-def true_components(dataset: str, x: Any) -> dict[str, np.ndarray]:
-    """The generating mixture of ``pz.data.<dataset>`` at ``x``, in the fit's order (ascending mean):
-    weights, means, stds as (n, K) arrays (heteroscedastic: K = 1; two_branch: lower then upper branch)."""
-    check_choice(dataset, "dataset", ("heteroscedastic", "two_branch"))
-    x = as_array(x, "x", ndim=(1, 2))
-    x = x.reshape(len(x), -1)[:, 0].astype(np.float64)
-    if dataset == "heteroscedastic":
-        return {"weights": np.ones((len(x), 1)), "means": x[:, None], "stds": x[:, None]}
-    return {"weights": np.full((len(x), 2), 0.5), "means": np.stack([-x, x], 1),
-            "stds": np.stack([x, np.full_like(x, 0.01)], 1)}
-
 
 _DATA = {"two_branch": (pz_data.two_branch, pz_data.two_branch_logpdf),
          "heteroscedastic": (pz_data.heteroscedastic, pz_data.heteroscedastic_logpdf)}

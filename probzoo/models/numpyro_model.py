@@ -124,8 +124,8 @@ class NumPyroModel(ZooModel):
 
     @property
     def methods(self) -> tuple[str, ...]:
-        """The engines that can run this model."""
-        return tuple(name for name, e in _engines.registered().items() if e.supports(self) is None)
+        """The engines that can run this model (generic ones: a zoo model's own algorithms run on it alone)."""
+        return tuple(name for name in _engines.generic_names() if _engines.engine(name).supports(self) is None)
 
     def __repr__(self) -> str:
         return f"from_numpyro({self.name}, {len(self._args)} args, kwargs={sorted(self._kwargs)})"

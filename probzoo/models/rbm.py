@@ -1,5 +1,5 @@
 """Restricted Boltzmann machine (article 003): CD-k / PCD training through the block-Gibbs kernel,
-pseudo-likelihood, exact and AIS partition functions, and the generic-sampler comparison.
+pseudo-likelihood, exact and AIS partition functions.
 
 Generative model (binary v in {0,1}^m, h in {0,1}^n):
 
@@ -9,9 +9,9 @@ Generative model (binary v in {0,1}^m, h in {0,1}^n):
 Training follows the article: the log-likelihood gradient is E_data[-dE/dtheta] - E_model[-dE/dtheta];
 the model expectation is replaced by k sweeps of :class:`probzoo.infer.RBMGibbs` started at the
 minibatch (CD-k) or by persistent chains that the kernel advances between updates (PCD, Tieleman 2008).
-Each epoch is one jit-compiled ``lax.scan``. ``log Z`` comes from enumerating the smaller layer
-(up to 24 units) or from annealed importance sampling from the base-rate model (Salakhutdinov &
-Murray 2008), so the model is scored in nats per image.
+Each epoch is one compiled ``lax.scan``, a chunk of the shared training loop. ``log Z`` comes from
+enumerating the smaller layer (up to 24 units) or from annealed importance sampling from the base-rate
+model (Salakhutdinov & Murray 2008), so the model is scored in nats per image.
 """
 
 from __future__ import annotations
@@ -32,10 +32,11 @@ import numpyro
 import numpyro.distributions as dist
 import optax
 from scipy.special import logsumexp
-from tqdm.auto import tqdm
 
+from probzoo.core import Family
 from probzoo.infer import arviz_io
-from probzoo.infer.checkpoint import check_resume, data_digest, load_checkpoint, save_checkpoint
+from probzoo.infer.checkpoint import data_digest
+from probzoo.infer.engines import vmapped_chains
 from probzoo.infer.gibbs import (
     RBMGibbs,
     RBMGibbsState,
@@ -45,11 +46,11 @@ from probzoo.infer.gibbs import (
     hidden_probs,
     visible_probs,
 )
+from probzoo.infer.loop import run_loop
 from probzoo.infer.mcmc import run_mcmc
 from probzoo.infer.posterior import mcmc_inference_data
 from probzoo.infer.result import Fit
-from probzoo.infer.svi import NonFiniteLossError
-from probzoo.models.base import ZooModel, runs_engines
+from probzoo.models.base import ZooModel, register_own_engines, runs_engines
 from probzoo.validation import (
     as_array,
     check_binary,
@@ -68,8 +69,6 @@ __all__ = [
     "RBMTrainState",
     "ais_log_partition",
     "base_rate_log_likelihood",
-    "generic_sampler_comparison",
-    "kernel_seconds",
     "log_partition_exact",
     "pseudo_likelihood_terms",
     "rbm_guide",
@@ -77,6 +76,7 @@ __all__ = [
 ]
 
 MAX_ENUM_UNITS = 24
+SAMPLERS = ("gibbs", "discrete-gibbs")  # fit.sample's methods: the block sampler and NumPyro's generic one
 # Salakhutdinov & Murray (2008): 500 temperatures on [0, 0.5], 4,000 on [0.5, 0.9], 10,000 on [0.9, 1].
 _AIS_SEGMENTS = ((0.0, 0.5, 500), (0.5, 0.9, 4_000), (0.9, 1.0, 10_000))
 
@@ -328,6 +328,20 @@ def _make_epoch(tx: optax.GradientTransformation, method: str, k: int, batch_siz
     return epoch_fn
 
 
+def _make_chunk(tx: optax.GradientTransformation, method: str, k: int, batch_size: int, n_data: int,
+                key_data: jax.Array) -> Callable:
+    """One epoch as a chunk of the shared loop (which lays its chunks out in whole epochs): the losses are
+    -n_visible x each minibatch's mean log sigmoid(F(v~) - F(v)), the pseudo-likelihood's loss scale."""
+    epoch_fn = _make_epoch(tx, method, k, batch_size, n_data, key_data)
+    spe = n_data // batch_size
+
+    def chunk(st: RBMTrainState, V: jax.Array, first: jax.Array, n: jax.Array):
+        st, pl = epoch_fn(st, V, first // spe)
+        return st, (-V.shape[1] * pl).astype(jnp.float32)
+
+    return chunk
+
+
 # --- the model and its fit -----------------------------------------------------------------------------------
 @dataclass(repr=False)  # Fit's short repr, not every array
 class RBMFit(Fit):
@@ -480,15 +494,29 @@ class RBMFit(Fit):
     # -- sampling
     def sample(self, num_chains: int = 4, num_samples: int = 1_000, seed: int = 0, num_warmup: int = 100,
                thinning: int = 1, init: Any = None, progress: bool = False,
-               chain_method: str | None = None) -> RBMFit:
-        """Draw from the RBM with ``numpyro.infer.MCMC`` and :class:`probzoo.infer.RBMGibbs`.
+               chain_method: str | None = None, method: str = "gibbs") -> RBMFit:
+        """Draw from the RBM with ``numpyro.infer.MCMC``.
 
-        Returns a copy of this fit (method "gibbs", ``info["mcmc"] = True``) whose ``idata`` comes from
-        ``az.from_numpyro`` (r_hat / ESS of ``free_energy``) and whose ``samples`` are
-        ``{"v": (chains, draws, n_visible), "free_energy": (chains, draws)}``. ``init``: the chains'
-        first visible states, (num_chains, n_visible); by default independent pixels sigmoid(b).
+        ``method``: "gibbs", the block sampler :class:`probzoo.infer.RBMGibbs` (all hidden units given v,
+        then all visible units given h: one sweep per step), or "discrete-gibbs", NumPyro's generic
+        ``DiscreteGibbs`` on :func:`rbm_model` (one single-site Gibbs update of every v and h coordinate per
+        step, in random order; its chains run mapped over the chains' keys in one program, from uniform
+        random states). Returns a copy of this fit (``method`` the sampler's, ``info["mcmc"] = True``) whose
+        ``idata`` holds the draws (r_hat / ESS of ``free_energy``) and whose ``samples`` are
+        ``{"v": (chains, draws, n_visible), "free_energy": (chains, draws)}``. ``init`` (gibbs only): the
+        chains' first visible states, (num_chains, n_visible); by default independent pixels sigmoid(b).
         """
+        method = check_choice(method, "method", SAMPLERS)
         num_chains = check_int(num_chains, "num_chains", minimum=1)
+        if method == "discrete-gibbs":
+            if init is not None:
+                raise ValueError("init: only method 'gibbs' takes initial states")
+            if chain_method not in (None, "vectorized"):
+                raise ValueError(f"chain_method: method 'discrete-gibbs' maps its chains in one program "
+                                 f"(vectorized); got {chain_method!r}")
+            return self._sample_discrete_gibbs(num_chains, check_int(num_samples, "num_samples", minimum=1),
+                                               check_int(num_warmup, "num_warmup", minimum=0),
+                                               check_int(thinning, "thinning", minimum=1), check_seed(seed))
         init_params = None
         if init is not None:
             init = as_array(init, "init", ndim=(1, 2), width=self.n_visible)
@@ -507,6 +535,33 @@ class RBMFit(Fit):
                 "chain_method": run.chain_method, "trained_with": self.method}
         return replace(self, method="gibbs", idata=idata, samples=draws, wall_time=run.wall_time,
                        compile_time=float("nan"), seed=seed, info=info, _log_z_cache=self._log_z_cache)
+
+    def _sample_discrete_gibbs(self, num_chains: int, num_samples: int, num_warmup: int, thinning: int,
+                               seed: int) -> RBMFit:
+        from numpyro.infer.gibbs import DiscreteGibbs
+
+        t0 = time.perf_counter()
+        bound = _Bound(args=(self.params,))
+        budget = {"num_warmup": num_warmup, "num_samples": num_samples * thinning, "num_chains": num_chains}
+        samples, _ = vmapped_chains(DiscreteGibbs(rbm_model), bound, budget, seed, ())
+        v = np.asarray(samples["v"][:, ::thinning, 0, :], np.float32)  # (chains, draws, n_visible)
+        fe = np.asarray(jax.jit(free_energy)(self.params, jnp.asarray(v)))
+        draws = {"v": v, "free_energy": fe}
+        idata = arviz_io.from_samples(draws, chains=True, attrs={"sampler": "DiscreteGibbs"})
+        info = {**self.info, "mcmc": True, "sampler": "DiscreteGibbs", "num_chains": num_chains,
+                "num_samples": num_samples, "num_warmup": num_warmup, "thinning": thinning,
+                "chain_method": "vectorized", "trained_with": self.method}
+        return replace(self, method="discrete-gibbs", idata=idata, samples=draws,
+                       wall_time=time.perf_counter() - t0, compile_time=float("nan"), seed=seed, info=info,
+                       _log_z_cache=self._log_z_cache)
+
+
+@dataclass(frozen=True)
+class _Bound:
+    """The RBM's NumPyro model bound to trained weights (what the generic chain runner needs)."""
+
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any] = field(default_factory=dict)
 
 
 @register_model
@@ -606,9 +661,10 @@ class RBM(ZooModel):
         ``method="cd"``: CD-k, k sweeps of :class:`RBMGibbs` started at each minibatch; ``"pcd"``:
         persistent chains (``n_chains``, default ``batch_size``) that the kernel advances k sweeps per
         update. Each epoch is one permutation of the data in minibatches of ``batch_size`` (the last
-        partial batch is dropped) and one jit-compiled ``lax.scan``. Updates are SGD with
-        ``learning_rate`` on the mean gradient, ``momentum`` and L2 ``weight_decay`` on W.
-        ``progress`` shows a bar over epochs and prints the article's "Epoch: e cost: ..." line
+        partial batch is dropped), a ``lax.scan`` run as one chunk of the shared training loop
+        (:func:`probzoo.infer.loop.run_loop`). Updates are SGD with ``learning_rate`` on the mean gradient,
+        ``momentum`` and L2 ``weight_decay`` on W.
+        ``progress`` shows the loop's bar (minibatch steps) and prints the article's "Epoch: e cost: ..." line
         (pseudo-likelihood scaled by the batch size). ``checkpoint``/``checkpoint_every`` (epochs,
         default 1) save the training state atomically; ``resume`` continues from such a file and ends
         with exactly the parameters of an uninterrupted run. ``callback(epochs_done, losses, state)``
@@ -652,27 +708,11 @@ class RBM(ZooModel):
             chains = RBMGibbs(params).state_at(k_state, v0)
         state = RBMTrainState(params, tx.init(params), chains)
 
-        meta = {"method": method, "k": k, "n_visible": n_visible, "n_hidden": self.n_hidden,
-                "batch_size": batch_size, "n_chains": n_chains, "learning_rate": learning_rate,
-                "momentum": momentum, "weight_decay": weight_decay, "seed": seed,
-                "init_scale": self.init_scale, "visible_bias": self.visible_bias,
-                "data": data_digest(V)}
-        start, losses_done = 0, np.zeros((0,), np.float32)
-        if resume is not None:
-            ckpt = load_checkpoint(resume)
-            check_resume(ckpt.meta, meta)
-            start = int(ckpt.step)
-            if start > epochs:
-                raise ValueError(f"resume: the checkpoint is at epoch {start}, beyond epochs={epochs}")
-            state = ckpt.restore(state)
-            losses_done = ckpt.losses
-
-        t_start = time.perf_counter()
-        epoch_fn = jax.jit(_make_epoch(tx, method, k, batch_size, n_data, key_data))
-        compiled = epoch_fn.lower(state, Vj, jnp.int32(start)).compile()
-        compile_time = time.perf_counter() - t_start
-
-        loss_parts = [losses_done]
+        identity = {"method": method, "k": k, "n_visible": n_visible, "n_hidden": self.n_hidden,
+                    "batch_size": batch_size, "n_chains": n_chains, "learning_rate": learning_rate,
+                    "momentum": momentum, "weight_decay": weight_decay, "seed": seed,
+                    "init_scale": self.init_scale, "visible_bias": self.visible_bias,
+                    "data": data_digest(V)}
 
         def article_pl(losses: np.ndarray) -> np.ndarray:
             # per epoch, article-scaled: batch size x mean log sigmoid(F(v~) - F(v)). Always derived from the
@@ -680,37 +720,22 @@ class RBM(ZooModel):
             # of the live run, so an interrupted-and-resumed fit reports exactly the same figures.
             return -(batch_size / n_visible) * np.asarray(losses, np.float64).reshape(-1, spe).mean(axis=1)
 
-        bar = tqdm(total=epochs, initial=start, desc=f"RBM {method}-{k}", disable=not progress, leave=False,
-                   dynamic_ncols=True)
-        try:
-            for epoch in range(start, epochs):
-                state, pl = compiled(state, Vj, jnp.int32(epoch))
-                pl = np.asarray(pl, np.float64)
-                bad = ~np.isfinite(pl)
-                if bad.any() or not all(np.all(np.isfinite(np.asarray(x))) for x in state.params.values()):
-                    at = epoch * spe + (int(np.argmax(bad)) + 1 if bad.any() else spe)
-                    raise NonFiniteLossError(
-                        f"RBM {method}: the pseudo-likelihood or parameters became non-finite at step {at} "
-                        f"(epoch {epoch}); lower the learning rate"
-                    )
-                loss_parts.append((-n_visible * pl).astype(np.float32))
-                bar.update(1)
-                if progress:
-                    cost = float(article_pl(loss_parts[-1])[0])
-                    bar.set_postfix(pseudo_likelihood=f"{cost:.4f}")
-                    bar.write(f"Epoch: {epoch} cost: {cost:.6f}")
-                done = epoch + 1
-                if checkpoint is not None and (done % (checkpoint_every or 1) == 0 or done == epochs):
-                    save_checkpoint(checkpoint, state, done, np.concatenate(loss_parts), **meta)
-                if callback is not None:
-                    callback(done, np.concatenate(loss_parts), state)
-        finally:
-            bar.close()
-        jax.block_until_ready(state)
-        wall = time.perf_counter() - t_start
+        def log(step: int, chunk_losses: np.ndarray) -> str:
+            return f"Epoch: {step // spe - 1} cost: {float(article_pl(chunk_losses)[-1]):.6f}"
+
+        def epoch_callback(step: int, losses: np.ndarray, st: RBMTrainState) -> Any:
+            return callback(step // spe, losses, st)
+
+        # one epoch per chunk of the shared loop; a checkpoint every ``checkpoint_every`` epochs
+        run = run_loop(_make_chunk(tx, method, k, batch_size, n_data, key_data), state, (Vj,),
+                       total=epochs * spe, steps_per_epoch=spe, chunk_size=spe, identity=identity,
+                       desc=f"RBM {method}-{k}", progress=progress, checkpoint=checkpoint,
+                       checkpoint_every=None if checkpoint is None else (checkpoint_every or 1) * spe,
+                       resume=resume, callback=None if callback is None else epoch_callback,
+                       finite=lambda st: all(bool(jnp.all(jnp.isfinite(x))) for x in st.params.values()), log=log)
+        state, losses, compile_time, wall = run.state, run.losses, run.compile_time, run.wall_time
 
         params_np = {key: np.asarray(v) for key, v in state.params.items()}
-        losses = np.concatenate(loss_parts)
         arrays = {"base_rate": rate, "epoch_pseudo_likelihood": article_pl(losses).astype(np.float32)}
         if method == "pcd":
             arrays["chains"] = np.asarray(state.chains.z["v"])
@@ -735,99 +760,6 @@ class RBM(ZooModel):
                               "their r_hat and ESS are undefined (nan): the learned weights saturate every unit; "
                               "a smaller learning_rate or some weight_decay keeps the sampler mixing", stacklevel=2)
         return fit
-
-
-# --- the generic-algorithm comparison ------------------------------------------------------------------------
-GENERIC_SAMPLERS = ("discrete_gibbs", "discrete_hmc_gibbs", "mixed_hmc")
-
-
-def _generic_kernel(name: str):
-    from numpyro.infer import HMC, NUTS, DiscreteHMCGibbs, MixedHMC
-    from numpyro.infer.gibbs import DiscreteGibbs
-
-    if name == "discrete_gibbs":
-        return DiscreteGibbs(rbm_model)
-    if name == "discrete_hmc_gibbs":
-        return DiscreteHMCGibbs(NUTS(rbm_model))
-    return MixedHMC(HMC(rbm_model, trajectory_length=1.2), num_discrete_updates=20)
-
-
-def _timed_mcmc(kernel: Any, num_warmup: int, num_samples: int, num_chains: int, chain_method: Any,
-                seed: int, *args: Any) -> tuple[Any, float, float]:
-    """Run twice with the same shapes; the first run includes compilation, the second is timed."""
-    mcmc = numpyro.infer.MCMC(kernel, num_warmup=num_warmup, num_samples=num_samples, num_chains=num_chains,
-                              chain_method=chain_method, progress_bar=False)
-    t0 = time.perf_counter()
-    mcmc.run(jax.random.PRNGKey(seed + 1), *args)
-    jax.block_until_ready(mcmc.get_samples())
-    first = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    mcmc.run(jax.random.PRNGKey(seed), *args)
-    jax.block_until_ready(mcmc.get_samples())
-    return mcmc, time.perf_counter() - t0, first
-
-
-def kernel_seconds(kernel: Any, num_steps: int, num_chains: int, seed: int = 0, args: tuple = ()) -> float:
-    """Seconds for ``num_steps`` transitions of ``num_chains`` chains (``jax.vmap``) of an MCMC kernel in one
-    compiled ``lax.fori_loop``, compilation excluded: the kernel's throughput without the per-run tracing
-    of ``MCMC.run`` (which costs about a second whatever the kernel)."""
-    keys = jax.random.split(jax.random.PRNGKey(seed), num_chains)
-    states = jax.vmap(lambda k: kernel.init(k, 0, None, args, {}))(keys)
-    step = jax.vmap(lambda s: kernel.sample(s, args, {}))
-    run = jax.jit(lambda s: jax.lax.fori_loop(0, num_steps, lambda _, x: step(x), s)).lower(states).compile()
-    jax.block_until_ready(run(states))
-    t0 = time.perf_counter()
-    jax.block_until_ready(run(states))
-    return time.perf_counter() - t0
-
-
-def generic_sampler_comparison(params: dict[str, Any], num_samples: int = 1_000, num_warmup: int = 100,
-                               num_chains: int = 4, generic_num_samples: int | None = None,
-                               sampler: str = "discrete_gibbs", seed: int = 0) -> dict[str, Any]:
-    """ESS per second of the free energy: RBMGibbs (block Gibbs, one sweep per step) against NumPyro's
-    generic discrete sampler on :func:`rbm_model` (v and h as Bernoulli sites plus the energy factor).
-
-    ``sampler``: "discrete_gibbs" (``numpyro.infer.gibbs.DiscreteGibbs``: one exact single-site Gibbs
-    update of every coordinate, in random order, per step), "discrete_hmc_gibbs" (``DiscreteHMCGibbs``
-    over NUTS, which on a model without continuous sites runs the same updates) or "mixed_hmc"
-    (``MixedHMC`` over HMC). The generic kernels reject batched keys, so their chains run under
-    ``jax.vmap`` as the chain method. Both samplers run under ``numpyro.infer.MCMC`` (ESS and r_hat of
-    F(v) from ArviZ); ``ess_per_second`` divides the ESS by the kernel's own time for the same number of
-    steps (:func:`kernel_seconds`), ``ess_per_second_mcmc`` by the second ``MCMC.run``'s wall time.
-    """
-    p = check_rbm_params(params)
-    check_choice(sampler, "sampler", GENERIC_SAMPLERS)
-    num_samples = check_int(num_samples, "num_samples", minimum=4)
-    num_warmup = check_int(num_warmup, "num_warmup", minimum=0)
-    num_chains = check_int(num_chains, "num_chains", minimum=2)
-    g_samples = num_samples if generic_num_samples is None else check_int(generic_num_samples,
-                                                                           "generic_num_samples", minimum=4)
-    seed = check_seed(seed)
-    fe = jax.jit(free_energy)
-
-    block_kernel = RBMGibbs(p)
-    mcmc, mcmc_s, first = _timed_mcmc(block_kernel, num_warmup, num_samples, num_chains, "vectorized", seed)
-    f_block = np.asarray(mcmc.get_samples(group_by_chain=True)["free_energy"], np.float64)
-    block_s = kernel_seconds(block_kernel, num_warmup + num_samples, num_chains, seed)
-    generic_kernel = _generic_kernel(sampler)
-    g_mcmc, g_mcmc_s, g_first = _timed_mcmc(generic_kernel, num_warmup, g_samples, num_chains, jax.vmap, seed, p)
-    v = g_mcmc.get_samples(group_by_chain=True)["v"]  # (chains, draws, 1, n_visible)
-    f_generic = np.asarray(fe(p, jnp.asarray(v[:, :, 0, :], jnp.float32)), np.float64)
-    generic_s = kernel_seconds(_generic_kernel(sampler), num_warmup + g_samples, num_chains, seed, (p,))
-
-    def row(f: np.ndarray, secs: float, mcmc_secs: float, total: float, draws: int, name: str) -> dict[str, Any]:
-        ess = arviz_io.ess(f)
-        return {"sampler": name, "draws_per_chain": draws, "kernel_seconds": secs, "mcmc_seconds": mcmc_secs,
-                "mcmc_seconds_with_compile": total, "ess": ess, "ess_per_second": ess / secs,
-                "ess_per_second_mcmc": ess / mcmc_secs, "r_hat": arviz_io.rhat(f),
-                "free_energy_mean": float(f.mean()), "free_energy_sd": float(f.std())}
-
-    block = row(f_block, block_s, mcmc_s, first, num_samples, "RBMGibbs")
-    generic = row(f_generic, generic_s, g_mcmc_s, g_first, g_samples, type(generic_kernel).__name__)
-    return {"rbm_gibbs": block, "generic": generic, "num_chains": num_chains, "num_warmup": num_warmup,
-            "n_visible": int(p["W"].shape[0]), "n_hidden": int(p["W"].shape[1]),
-            "ess_per_second_ratio": block["ess_per_second"] / generic["ess_per_second"],
-            "ess_per_second_mcmc_ratio": block["ess_per_second_mcmc"] / generic["ess_per_second_mcmc"]}
 
 
 # --- the zoo entry -------------------------------------------------------------------------------------------
@@ -877,18 +809,38 @@ def _report(fit: RBMFit, data: tuple[Any, ...], extras: dict[str, Any], out_dir:
 
 
 def _compare(fits: dict[str, RBMFit], data: tuple[Any, ...], extras: dict[str, Any], out_dir: Path) -> list[Path]:
-    """Sampling comparison on the first fit: RBMGibbs against NumPyro's DiscreteGibbs (ESS/s of F(v))."""
+    """Sampling comparison on the first fit: its two samplers (fit.sample's "gibbs", the block sampler, and
+    "discrete-gibbs", NumPyro's generic single-site one), ESS of F(v) per second of wall time."""
     import json
 
     from probzoo.plots import rbm as rbm_plots
 
     out_dir = Path(out_dir)
     name, fit = next(iter(fits.items()))
-    result = generic_sampler_comparison(fit.params, num_samples=1_000, num_warmup=50, num_chains=4,
-                                        generic_num_samples=30, seed=fit.seed)
+    rows = []
+    for sampler, draws in (("gibbs", 1_000), ("discrete-gibbs", 100)):
+        run = fit.sample(method=sampler, num_chains=4, num_samples=draws, num_warmup=50, seed=fit.seed)
+        ess = arviz_io.ess(run.samples["free_energy"])
+        rows.append({"sampler": sampler, "draws_per_chain": draws, "wall_s": run.wall_time, "ess": ess,
+                     "ess_per_second": ess / run.wall_time, "r_hat": arviz_io.rhat(run.samples["free_energy"])})
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "rbm_sampler_comparison.json").write_text(json.dumps({"fit": name, **result}, indent=1))
-    return [rbm_plots.ess_per_second_bars(result, out_dir / "rbm_sampler_comparison.png")]
+    (out_dir / "rbm_sampler_comparison.json").write_text(json.dumps({"fit": name, "samplers": rows}, indent=1))
+    title = f"{fit.n_visible}-{fit.n_hidden} RBM ({name}), 4 chains"
+    return [rbm_plots.ess_per_second_bars(rows, title, out_dir / "rbm_sampler_comparison.png")]
+
+
+register_own_engines(RBM, RBM.fit, {
+    "cd": (Family.CUSTOM, "contrastive divergence CD-k: k RBMGibbs sweeps from each minibatch",
+           "rows of V in [0, 1]"),
+    "pcd": (Family.CUSTOM, "persistent contrastive divergence: RBMGibbs chains carried across minibatches",
+            "rows of V in [0, 1]"),
+}, data=("V",))
+register_own_engines(RBM, RBMFit.sample, {
+    "gibbs": (Family.MCMC, "RBMGibbs: block Gibbs, all h given v then all v given h",
+              "a trained RBM's fit"),
+    "discrete-gibbs": (Family.MCMC, "numpyro DiscreteGibbs on the RBM as a NumPyro model: single-site updates",
+                       "a trained RBM's fit"),
+}, accepts=RBMFit, runs_on="fit.sample(method={name!r}) on the fit of a trained pz.RBM")
 
 
 register_entry(ZooEntry(

@@ -45,7 +45,7 @@ from probzoo.infer.posterior import svi_inference_data
 from probzoo.infer.result import Fit
 from probzoo.infer.svi import run_svi
 from probzoo.models.base import BoundModel, ZooModel, runs_engines
-from probzoo.models.ukr_kernel import auto_block_size, nadaraya_watson
+from probzoo.models.ukr_kernel import auto_block_size, latent_grid, nadaraya_watson
 from probzoo.validation import as_array, check_bool, check_choice, check_int, check_positive, check_seed
 from probzoo.zoo import ZooEntry, register_entry, register_model
 
@@ -117,6 +117,16 @@ class UKR(ZooModel):
         }
 
     # --- the NumPyro model ----------------------------------------------------------------------
+    def grid_map(self, history: Any, Y: Any, side: int = 20) -> np.ndarray:
+        """f over a regular side x side grid spanning each snapshot of 2-D latents in ``history`` (frames,
+        N, 2), with the snapshot's own latents and data ``Y``: (frames, side, side, D), for the wireframe
+        figures (one compiled program over every frame)."""
+        history, Y = np.asarray(history, np.float32), np.asarray(Y, np.float32)
+        grids = np.stack([latent_grid(X, side) for X in history])
+        fmap = jax.jit(jax.vmap(lambda G, X: nadaraya_watson(G, X, jnp.asarray(Y), self.bandwidth)))
+        F = np.asarray(fmap(jnp.asarray(grids), jnp.asarray(history)))
+        return F.reshape(len(history), side, side, Y.shape[1])
+
     def map_fn(self, n: int) -> Callable[[jnp.ndarray, jnp.ndarray], jnp.ndarray]:
         """``f(X, Y)``: the (leave-one-out when ``loo``) reconstruction of all N training points."""
         block = self.block_size if self.block_size is not None else auto_block_size(n)
@@ -396,7 +406,12 @@ class UKR(ZooModel):
 
     def engine_defaults(self, name: str) -> dict[str, Any]:
         # 200 guide draws (each costs an N x N kernel sum to score); MCMC chains as the native NUTS's
-        return {"num_draws": 200, "num_chains": 2, "num_warmup": 500, "num_samples": 500}
+        defaults = {"num_draws": 200, "num_chains": 2, "num_warmup": 500, "num_samples": 500}
+        if name == "flow":
+            # the flow's joint map over s and every x_i can shrink s until a residual / s overflows: on the
+            # saddle (N = 100) the engine's 3e-3 reaches an infinite loss within 100 steps, 1e-3 trains
+            defaults["learning_rate"] = 1e-3
+        return defaults
 
     def _engine_fit(self, Y: np.ndarray, *, model: Any, method: str, params: dict[str, Any], losses: np.ndarray,
                     samples: dict[str, Any], wall_time: float, compile_time: float, seed: int,

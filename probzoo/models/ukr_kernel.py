@@ -20,8 +20,9 @@ from functools import partial
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
-__all__ = ["auto_block_size", "log_weights", "nadaraya_watson", "weights"]
+__all__ = ["auto_block_size", "latent_grid", "log_weights", "nadaraya_watson", "weights"]
 
 _BLOCK_BUDGET = 1 << 22  # about 4M kernel entries (16 MB in float32) per block
 
@@ -131,3 +132,10 @@ def nadaraya_watson(
         return weights(xq, X, bandwidth, self_index) @ Y
     idx = jnp.full((xq.shape[0],), -1, jnp.int32) if self_index is None else jnp.asarray(self_index, jnp.int32)
     return _blockwise(xq, X, Y, idx, float(bandwidth), int(block_size))
+
+
+def latent_grid(latents: np.ndarray, side: int = 20) -> np.ndarray:
+    """A side x side regular grid (side^2, 2) over the bounding box of 2-D ``latents``."""
+    lo, hi = np.min(latents, axis=0), np.max(latents, axis=0)
+    axes = [np.linspace(lo[k], hi[k], side) for k in range(2)]
+    return np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, 2).astype(np.float32)

@@ -23,7 +23,7 @@ def _grid(fit: Any, x_grid: Any = None, n: int = 200) -> np.ndarray:
 def _truth(dataset: str | None, x: np.ndarray) -> dict[str, np.ndarray] | None:
     if dataset is None:
         return None
-    from probzoo.models.mdn import true_components
+    from probzoo.data import true_components
 
     return true_components(dataset, x)
 

@@ -101,19 +101,22 @@ def free_energy_traces(free_energy: np.ndarray, path: str | os.PathLike, title: 
     return save(fig, path)
 
 
-def ess_per_second_bars(result: dict, path: str | os.PathLike) -> Path:
-    """ESS per second of the free energy, RBMGibbs against the generic sampler (log scale), from
-    :func:`probzoo.models.rbm.generic_sampler_comparison`."""
-    rows = [result["rbm_gibbs"], result["generic"]]
+def ess_per_second_bars(rows: list[dict], title: str, path: str | os.PathLike) -> Path:
+    """ESS of the free energy per second for each sampler (log scale): ``rows`` of {"sampler",
+    "ess_per_second"} and optionally "ess_per_second_mcmc" (the same ESS per second of ``MCMC.run``'s
+    wall time, drawn beside it)."""
     names = [r["sampler"] for r in rows]
+    both = all("ess_per_second_mcmc" in r for r in rows)
     fig, ax = plt.subplots(figsize=(5.5, 3.4))
     x = np.arange(len(rows))
-    ax.bar(x - 0.2, [r["ess_per_second"] for r in rows], 0.4, label="kernel time")
-    ax.bar(x + 0.2, [r["ess_per_second_mcmc"] for r in rows], 0.4, label="MCMC.run wall time")
+    width = 0.4 if both else 0.6
+    ax.bar(x - (0.2 if both else 0), [r["ess_per_second"] for r in rows], width,
+           label="kernel time" if both else "wall time")
+    if both:
+        ax.bar(x + 0.2, [r["ess_per_second_mcmc"] for r in rows], width, label="MCMC.run wall time")
     ax.set_xticks(x, names)
     ax.set_yscale("log")
-    ax.set_ylabel("ESS of F(v) per second")
-    ax.set_title(f"{result['n_visible']}-{result['n_hidden']} RBM, {result['num_chains']} chains: "
-                 f"{result['ess_per_second_ratio']:.0f}x")
+    ax.set_ylabel("ESS of F(v) per second (higher is better)")
+    ax.set_title(title)
     ax.legend(fontsize=8)
     return save(fig, path)

@@ -7,30 +7,11 @@ import os
 from pathlib import Path
 from typing import Any
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 
-from probzoo.models.ukr_kernel import nadaraya_watson
 from probzoo.plots import plt, save
 
-__all__ = ["animate", "latent_grid", "latent_scatter", "latents_per_method", "nuts_traces", "snapshots",
-           "wireframe"]
-
-
-def latent_grid(latents: np.ndarray, side: int = 20) -> np.ndarray:
-    """A side x side regular grid (side^2, 2) over the bounding box of 2-D ``latents``."""
-    lo, hi = np.min(latents, axis=0), np.max(latents, axis=0)
-    axes = [np.linspace(lo[k], hi[k], side) for k in range(2)]
-    return np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, 2).astype(np.float32)
-
-
-def _mapped_grids(history: np.ndarray, Y: np.ndarray, bandwidth: float, side: int) -> np.ndarray:
-    """f over each snapshot's latent grid: (frames, side, side, D)."""
-    grids = np.stack([latent_grid(X, side) for X in history])
-    fmap = jax.jit(jax.vmap(lambda G, X: nadaraya_watson(G, X, jnp.asarray(Y), bandwidth)))
-    F = np.asarray(fmap(jnp.asarray(grids), jnp.asarray(history, jnp.float32)))
-    return F.reshape(len(history), side, side, Y.shape[1])
+__all__ = ["animate", "latent_scatter", "latents_per_method", "nuts_traces", "snapshots", "wireframe"]
 
 
 def _check_2d(latents: np.ndarray, Y: np.ndarray) -> None:
@@ -61,7 +42,7 @@ def wireframe(fit: Any, path: str | os.PathLike, color: np.ndarray | None = None
     Y, X = np.asarray(fit.data), np.asarray(fit.latents)
     _check_2d(X, Y)
     color = Y[:, 0] if color is None else np.asarray(color)
-    F = _mapped_grids(X[None], Y, fit.model.bandwidth, side)[0]
+    F = fit.model.grid_map(X[None], Y, side)[0]
     fig = plt.figure(figsize=(8.4, 3.6))
     ax3 = fig.add_subplot(121, projection="3d")
     ax2 = fig.add_subplot(122)
@@ -85,17 +66,18 @@ def latent_scatter(latents: np.ndarray, path: str | os.PathLike, color: np.ndarr
     return save(fig, path)
 
 
-def animate(Y: np.ndarray, history: np.ndarray, bandwidth: float, path: str | os.PathLike,
+def animate(Y: np.ndarray, history: np.ndarray, model: Any, path: str | os.PathLike,
             color: np.ndarray | None = None, side: int = 20, fps: int = 6,
             steps: np.ndarray | None = None) -> Path:
     """GIF (matplotlib's PillowWriter) of the manifold covering the data: one frame per snapshot of the
-    latents in ``history`` (frames, N, 2), as in the article's animation."""
+    latents in ``history`` (frames, N, 2), as in the article's animation; ``model`` (the ``pz.UKR`` that was
+    fitted) maps each snapshot's latent grid (``model.grid_map``)."""
     from matplotlib.animation import FuncAnimation, PillowWriter
 
     Y, history = np.asarray(Y), np.asarray(history)
     _check_2d(history[0], Y)
     color = Y[:, 0] if color is None else np.asarray(color)
-    F = _mapped_grids(history, Y, bandwidth, side)
+    F = model.grid_map(history, Y, side)
     steps = np.arange(len(history)) if steps is None else np.asarray(steps)
     fig = plt.figure(figsize=(9, 4))
     ax3 = fig.add_subplot(121, projection="3d")
@@ -112,7 +94,7 @@ def animate(Y: np.ndarray, history: np.ndarray, bandwidth: float, path: str | os
     return path
 
 
-def snapshots(Y: np.ndarray, history: np.ndarray, bandwidth: float, path: str | os.PathLike,
+def snapshots(Y: np.ndarray, history: np.ndarray, model: Any, path: str | os.PathLike,
               frames: tuple[int, ...] = (0, 2, 8, -1), steps: np.ndarray | None = None,
               color: np.ndarray | None = None, side: int = 15) -> Path:
     """A still of the animation: the data with the mapped latent grid at a few snapshots of ``history``."""
@@ -120,7 +102,7 @@ def snapshots(Y: np.ndarray, history: np.ndarray, bandwidth: float, path: str | 
     _check_2d(history[0], Y)
     color = Y[:, 0] if color is None else np.asarray(color)
     idx = [f % len(history) for f in frames]
-    F = _mapped_grids(history[idx], Y, bandwidth, side)
+    F = model.grid_map(history[idx], Y, side)
     steps = np.arange(len(history)) if steps is None else np.asarray(steps)
     fig = plt.figure(figsize=(3 * len(idx), 3))
     for k, (i, Fi) in enumerate(zip(idx, F, strict=True)):
