@@ -98,6 +98,7 @@ class SVIRun:
     compile_time: float
     num_steps: int
     steps_per_epoch: int | None
+    loop_time: float = float("nan")  # seconds in the training loop's chunks, compilation excluded
     args: tuple = ()  # the data the run was given (references, not copies)
     kwargs: dict[str, Any] = field(default_factory=dict)
 
@@ -289,4 +290,5 @@ def run_svi(
         compile_time=compile_time,
         num_steps=total,
         steps_per_epoch=spe,
+        loop_time=run.wall_time - run.compile_time,
     )

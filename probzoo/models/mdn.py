@@ -353,7 +353,8 @@ class MDN(ZooModel):
         draws = run.sample_posterior(jax.random.PRNGKey(seed), num_draws)
         draws = {k: v for k, v in draws.items() if k.startswith(NET + "/")}
         info = {"n_train": n, "d": d, "num_steps": num_steps, "batch_size": batch_size, "learning_rate": lr,
-                "schedule": schedule, "steps_per_epoch": run.steps_per_epoch, "setup_time": run.setup_time}
+                "schedule": schedule, "steps_per_epoch": run.steps_per_epoch, "setup_time": run.setup_time,
+                "loop_time": run.loop_time}
         fit = MDNFit.build(self, method, x, draws, params=_nest(params), losses=run.losses,
                            wall_time=run.wall_time, compile_time=run.compile_time, seed=seed, info=info)
         fit.idata = fit.inference_data(x, y, seed=seed)
