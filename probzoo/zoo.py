@@ -96,8 +96,15 @@ def model_order() -> dict[str, int]:
     """Each zoo model's class name -> its place in the catalogue (every model package imported)."""
     for module in MODEL_MODULES:
         importlib.import_module(module)
-    return {cls.__name__: MODEL_MODULES.index(cls.__module__) for cls in _MODEL_CLASSES.values()
-            if cls.__module__ in MODEL_MODULES}
+    return {cls.__name__: i for cls in _MODEL_CLASSES.values() if (i := _home(cls)) is not None}
+
+
+def _home(cls: type) -> int | None:
+    """The place in MODEL_MODULES of the module (or package) that defines ``cls``, or None."""
+    for i, module in enumerate(MODEL_MODULES):
+        if cls.__module__ == module or cls.__module__.startswith(module + "."):
+            return i
+    return None
 
 
 def get_entry(name: str) -> ZooEntry:
@@ -114,7 +121,8 @@ def methods_table() -> str:
     from probzoo.infer import engines as _engines
 
     # in the order of MODEL_MODULES, not of registration (which depends on what was imported first)
-    zoo = {e.name: e for mod in MODEL_MODULES for e in entries().values() if e.model_class.__module__ == mod}
+    zoo = {e.name: e for e in sorted(entries().values(), key=lambda e: _home(e.model_class) or 0)
+           if _home(e.model_class) is not None}
     generic = list(_engines.generic_names())
     columns = list(dict.fromkeys([*generic, *(m for e in zoo.values() for m in e.methods)]))
     lines = ["| model | " + " | ".join(f"`{c}`" for c in columns) + " |", "| --- |" + " :-: |" * len(columns)]

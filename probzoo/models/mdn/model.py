@@ -24,120 +24,51 @@ from functools import cached_property, lru_cache, partial
 from pathlib import Path
 from typing import Any
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 import numpyro
 import numpyro.distributions as dist
 import optax
-from jax.scipy.special import logsumexp
-from jax.scipy.stats import norm
 from numpyro import handlers
-from numpyro.contrib.funsor import config_enumerate, infer_discrete
+from numpyro.contrib.funsor import config_enumerate
 from numpyro.contrib.module import random_flax_module
 from numpyro.infer import NUTS, TraceEnum_ELBO, init_to_value
 from numpyro.infer.autoguide import AutoDelta, AutoNormal
 from numpyro.ops.indexing import Vindex
 
-from probzoo import data as pz_data
 from probzoo.core import Family
 from probzoo.infer import arviz_io
 from probzoo.infer import engines as _engines
 from probzoo.infer.mcmc import run_mcmc
 from probzoo.infer.posterior import mcmc_inference_data
-from probzoo.infer.result import Fit
 from probzoo.infer.svi import OrderedTraceELBO, run_svi
 from probzoo.models.base import BoundModel, ZooModel, runs_engines
+from probzoo.models.mdn.fit import MDNFit, _add_invariants
+from probzoo.models.mdn.network import (
+    ACTIVATIONS,
+    DEFAULT_BATCH,
+    DEFAULT_LR,
+    DEFAULT_STEPS,
+    METHODS,
+    NET,
+    NUTS_MAX_WEIGHTS,
+    _as_xy,
+    _flat_sites,
+    _flax_params,
+    _init_fn,
+    _inverse_softplus,
+    _nest,
+    _param_template,
+)
 from probzoo.nn import MLP
 from probzoo.validation import (
-    as_array,
     check_choice,
     check_int,
     check_positive,
-    check_same_length,
     check_seed,
 )
-from probzoo.zoo import ZooEntry, register_entry, register_model
-
-__all__ = ["MDN", "MDNFit"]
-
-METHODS = ("map", "meanfield", "nuts")
-ACTIVATIONS: dict[str, Callable[[jnp.ndarray], jnp.ndarray]] = {
-    "relu": nn.relu, "tanh": jnp.tanh, "elu": nn.elu, "gelu": nn.gelu, "softplus": nn.softplus,
-    "silu": nn.silu,
-}
-NET = "net"  # the network's sample sites are "net/<layer>.<kernel|bias>"
-DEFAULT_STEPS = {"map": 780, "meanfield": 3_000}
-DEFAULT_LR = {"map": 3e-3, "meanfield": 3e-3}
-DEFAULT_BATCH = 128
-NUTS_MAX_WEIGHTS = 1_000
-
-
-# --- weights: numpyro site names <-> flax parameter trees <-> storable nested dicts ----------------------
-
-def _site_to_path(site: str) -> list[str]:
-    return site[len(NET) + 1:].split(".")
-
-
-def _flax_params(flat: Mapping[str, Any]) -> dict[str, Any]:
-    """{"net/Dense_0.kernel": a, ...} -> {"Dense_0": {"kernel": a}, ...} (flax's parameter tree)."""
-    tree: dict[str, Any] = {}
-    for site, value in flat.items():
-        *path, leaf = _site_to_path(site)
-        node = tree
-        for p in path:
-            node = node.setdefault(p, {})
-        node[leaf] = value
-    return tree
-
-
-def _flat_sites(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Inverse of :func:`_flax_params`."""
-    out: dict[str, Any] = {}
-    for k, v in tree.items():
-        name = f"{prefix}.{k}" if prefix else k
-        if isinstance(v, Mapping):
-            out.update(_flat_sites(v, name))
-        else:
-            out[f"{NET}/{name}"] = v
-    return out
-
-
-def _nest(flat: Mapping[str, Any]) -> dict[str, Any]:
-    """Split numpyro names at "/" into nested dicts so a Fit can store them (its keys may not hold "/")."""
-    out: dict[str, Any] = {}
-    for k, v in flat.items():
-        head, _, rest = k.partition("/")
-        if rest:
-            out.setdefault(head, {})[rest] = np.asarray(v)
-        else:
-            out[k] = np.asarray(v)
-    return out
-
-
-def _unnest(tree: Mapping[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in tree.items():
-        if isinstance(v, Mapping):
-            out.update({f"{k}/{kk}": vv for kk, vv in v.items()})
-        else:
-            out[k] = v
-    return out
-
-
-def _as_xy(x: Any, y: Any | None = None, width: int | None = None) -> tuple[np.ndarray, np.ndarray | None]:
-    x = as_array(x, "x", ndim=(1, 2))
-    if x.ndim == 1:
-        x = x[:, None]
-    if width is not None and x.shape[1] != width:
-        raise ValueError(f"x: expected {width} column(s) as in training, got {x.shape[1]} (shape {x.shape})")
-    if y is None:
-        return x, None
-    y = as_array(y, "y", ndim=1)
-    check_same_length(x=x, y=y)
-    return x, y
-
+from probzoo.zoo import register_model
 
 # --- the model ---------------------------------------------------------------------------------------------
 
@@ -151,6 +82,7 @@ class MDN(ZooModel):
     smallest noise level of y), ``enumerated``: an explicit per-point component summed out by funsor.
     """
 
+    fit_class = MDNFit
     native_methods = METHODS
     methods = METHODS + tuple(m for m in _engines.generic_names() if m not in METHODS)
 
@@ -397,6 +329,11 @@ class MDN(ZooModel):
             _add_invariants(fit, x, chains)
         return fit
 
+    def draws_forward(self) -> Callable:
+        """The compiled forward pass over posterior draws of the weights: (S, ...) draws and x (n, d) -> log
+        mixing weights, means and scales, each (S, n, K); one program per architecture, shared by its fits."""
+        return _forward_fn(self.n_components, self.hidden, self.activation, self.min_scale)
+
     def _check_xy(self, x: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
         x, y = _as_xy(x, y)
         if x.shape[0] < 2:
@@ -448,307 +385,6 @@ class MDN(ZooModel):
         return fit
 
 
-INVARIANT_POINTS = 16
-
-
-def _add_invariants(fit: MDNFit, x: np.ndarray, num_chains: int) -> None:
-    """Add to the posterior the quantities that convergence is read on: the training log-likelihood and the
-    predictive mean at ``INVARIANT_POINTS`` inputs spread over the training range, per draw.
-
-    Hidden units (and components) can be permuted without changing the likelihood, so chains from different
-    starts may settle in different labellings of the same fit: r_hat of raw weights then says nothing."""
-    post = fit.idata.posterior
-    ll = fit.idata.log_likelihood["y"]
-    post["log_lik"] = ll.sum(dim=[d for d in ll.dims if d not in ("chain", "draw")])
-    ref = np.asarray(fit.arrays["x_reference"])
-    grid = ref[np.linspace(0, len(ref) - 1, min(len(ref), INVARIANT_POINTS)).astype(int)]
-    logw, mu, _ = fit._components(grid)
-    mean = np.asarray(jnp.sum(jnp.exp(logw) * mu, -1)).reshape(num_chains, -1, len(grid))
-    post["mean_curve"] = (("chain", "draw", "mean_curve_dim_0"), mean)
-
-
-# --- the fit ------------------------------------------------------------------------------------------------
-
-class MDNFit(Fit):
-    """A fitted :class:`MDN`: per-component answers and the predictive distribution at new x.
-
-    ``samples["net"]`` holds the posterior draws of the weights (for "map", the one point). Components
-    are reported in a fixed order: ascending by the component's mean location averaged over the
-    training inputs (``arrays["x_reference"]``), decided once per posterior draw (``arrays["order"]``),
-    so the order is the same at every x and label switching between draws is undone.
-    For Bayesian fits, densities average over draws (``log_likelihood``), and ``predict`` returns
-    posterior means of the per-component quantities.
-    """
-
-    @classmethod
-    def build(cls, mdn: MDN, method: str, x: np.ndarray, draws: Mapping[str, Any], **kw: Any) -> MDNFit:
-        ref = x[np.linspace(0, len(x) - 1, min(len(x), 256)).astype(int)]
-        fit = cls(model=mdn, method=method, samples=_nest(draws),
-                  arrays={"x_reference": ref, "order": np.zeros((0, mdn.n_components), np.int32)}, **kw)
-        mu = np.asarray(fit._forward(fit._draws, jnp.asarray(ref))[1])          # (S, m, K)
-        fit.arrays["order"] = np.argsort(mu.mean(axis=1), axis=-1).astype(np.int32)
-        return fit
-
-    def inference_data(self, x: Any, y: Any, seed: int = 0, num_chains: int = 1,
-                       sample_stats: Mapping[str, Any] | None = None) -> Any:
-        """InferenceData of the posterior draws with the pointwise log-likelihood and posterior predictive of
-        (x, y) under the closed-form mixture (z summed out), so ``az.loo``/``az.compare`` apply.
-
-        Weight sites are named "net.<layer>.<kernel|bias>" (netCDF allows no "/"). A MAP posterior is a point
-        mass: its one draw is stored twice, and PSIS-LOO then equals the in-sample density (p_loo = 0).
-        """
-        x, y = _as_xy(x, y, width=int(self.info["d"]))
-        comps = self._components(x)
-        ll, pp = (np.asarray(a) for a in _score_and_predict(*comps, jnp.asarray(y),
-                                                             jax.random.PRNGKey(check_seed(seed) + 1)))
-        posterior = {k.replace("/", "."): np.asarray(v) for k, v in self._draws.items()}
-        if self.num_draws == 1:
-            posterior, ll, pp = ({k: np.repeat(v, 2, 0) for k, v in posterior.items()},
-                                 np.repeat(ll, 2, 0), np.repeat(pp, 2, 0))
-        attrs = {"model": "MDN", "method": self.method, "inference": "mcmc" if self.is_mcmc else "svi"}
-        if not self.is_mcmc:
-            attrs["note"] = arviz_io.SVI_NOTE
-
-        def by_chain(group: dict[str, Any]) -> dict[str, Any]:  # (C * S, ...) -> (C, S, ...)
-            return {k: np.reshape(v, (num_chains, -1) + np.shape(v)[1:]) for k, v in group.items()}
-
-        return arviz_io.from_samples(by_chain(posterior), log_likelihood=by_chain({"y": ll}),
-                                     posterior_predictive=by_chain({"y": pp}), observed_data={"y": y},
-                                     constant_data={"x": x}, sample_stats=dict(sample_stats or {}) or None,
-                                     attrs=attrs, chains=True)
-
-    @property
-    def diagnostic_sites(self) -> list[str] | None:
-        """NUTS: the training log-likelihood and predictive mean curve, which no relabelling of hidden units
-        or components changes (raw weights are not identified); SVI fits: None."""
-        return ["log_lik", "mean_curve"] if self.is_mcmc else None
-
-    @property
-    def _draws(self) -> dict[str, jnp.ndarray]:
-        return {k: jnp.asarray(v) for k, v in _unnest(self.samples).items()}
-
-    @property
-    def num_draws(self) -> int:
-        return int(next(iter(self._draws.values())).shape[0])
-
-    @property
-    def _forward(self) -> Callable:
-        m: MDN = self.model
-        return _forward_fn(m.n_components, m.hidden, m.activation, m.min_scale)
-
-    def _components(self, x: Any) -> tuple[jnp.ndarray, jnp.ndarray, jnp.ndarray]:
-        """Per draw and point, in the fit's component order: log weights, means, stds (S, n, K).
-
-        Draws go through the network in blocks so the hidden activations stay below ~2^24 numbers."""
-        x, _ = _as_xy(x, None, width=int(self.info["d"]))
-        draws, xj = self._draws, jnp.asarray(x)
-        S = self.num_draws
-        block = max(1, min(S, 2**24 // (len(x) * max((*self.model.hidden, 1)))))
-        parts = [self._forward({k: v[i:i + block] for k, v in draws.items()}, xj) for i in range(0, S, block)]
-        order = np.asarray(self.arrays["order"])[:, None, :]
-        return tuple(np.take_along_axis(np.concatenate([np.asarray(p) for p in a], 0), order, axis=-1)
-                     for a in zip(*parts, strict=True))
-
-    # per-component answers
-    def predict(self, x: Any, draws: bool = False) -> dict[str, np.ndarray]:
-        """Mixing weights, means and standard deviations of each component at ``x``: (n, K) arrays.
-
-        Bayesian fits: posterior means over draws; ``draws=True`` returns every draw, (S, n, K).
-        """
-        logw, mu, sigma = self._components(x)
-        out = {"weights": np.exp(logw), "means": mu, "stds": sigma}
-        return {k: np.asarray(v if draws else v.mean(axis=0)) for k, v in out.items()}
-
-    def mean(self, x: Any) -> np.ndarray:
-        """Predictive mean E[y | x] (n,)."""
-        return np.asarray(_moments(*self._components(x))[0])
-
-    def std(self, x: Any) -> np.ndarray:
-        """Predictive standard deviation sd[y | x] (n,): within components, between them, and between draws."""
-        return np.asarray(_moments(*self._components(x))[1])
-
-    def log_likelihood(self, x: Any, y: Any) -> np.ndarray:
-        """log p(y_i | x_i) per point (n,); for Bayesian fits log of the density averaged over draws."""
-        x, y = _as_xy(x, y, width=int(self.info["d"]))
-        return np.asarray(_log_predictive(*self._components(x), jnp.asarray(y)))
-
-    def responsibilities(self, x: Any, y: Any) -> np.ndarray:
-        """p(z_i = k | x_i, y_i): each point's posterior over components (n, K), in the fit's order.
-
-        Closed form (Bayes' rule per component); for Bayesian fits the component joint is averaged over
-        draws before normalising, matching :meth:`log_likelihood`.
-        """
-        x, y = _as_xy(x, y, width=int(self.info["d"]))
-        return np.asarray(_responsibilities(*self._components(x), jnp.asarray(y)))
-
-    def assign(self, x: Any, y: Any, temperature: int = 0, seed: int = 0, draw: int = 0) -> np.ndarray:
-        """Component of each point by ``infer_discrete`` on the enumerated model at posterior draw ``draw``.
-
-        ``temperature=0``: the most probable component; ``1``: a sample from the responsibilities.
-        """
-        if isinstance(temperature, bool) or temperature not in (0, 1):
-            raise ValueError(f"temperature: expected 0 (most probable component) or 1 (a sample), got {temperature!r}")
-        seed = check_seed(seed)
-        draw = check_int(draw, "draw", minimum=0, maximum=self.num_draws - 1)
-        x, y = _as_xy(x, y, width=int(self.info["d"]))
-        weights = {k: v[draw] for k, v in self._draws.items()}
-        model = handlers.substitute(config_enumerate(self.model.enumerated_model), data=weights)
-        model = handlers.seed(model, rng_seed=seed)   # flax's placeholder initialisation needs a key
-        discrete = infer_discrete(model, first_available_dim=-2, temperature=temperature,
-                                  rng_key=jax.random.PRNGKey(seed))
-        z = handlers.trace(discrete).get_trace(x, y)["z"]["value"]
-        rank = np.argsort(self.arrays["order"][draw])           # network index -> reported position
-        return rank[np.asarray(z)]
-
-    # the predictive distribution
-    def sample(self, x: Any, num_samples: int = 100, seed: int = 0) -> np.ndarray:
-        """``num_samples`` draws of y at every x from the predictive: (num_samples, n).
-
-        Each draw picks a posterior draw of the weights, a component by its weight, then y from it.
-        """
-        num_samples = check_int(num_samples, "num_samples", minimum=1)
-        key = jax.random.PRNGKey(check_seed(seed))
-        return np.asarray(_predictive_sample(*self._components(x), key, num_samples))
-
-    def cdf(self, x: Any, y: Any) -> np.ndarray:
-        """Predictive P(Y <= y_i | x_i) (n,)."""
-        x, y = _as_xy(x, y, width=int(self.info["d"]))
-        return np.asarray(_cdf(*self._components(x), jnp.asarray(y)))
-
-    def quantiles(self, x: Any, q: Sequence[float] | float = (0.05, 0.5, 0.95)) -> np.ndarray:
-        """Predictive quantiles (len(q), n) (or (n,) for a scalar q), by bisection on the mixture CDF."""
-        qs = _levels(q)
-        out = np.asarray(_mixture_quantiles(*self._components(x), jnp.asarray(qs)))
-        return out[0] if np.ndim(q) == 0 else out
-
-    def interval(self, x: Any, level: float = 0.9) -> tuple[np.ndarray, np.ndarray]:
-        """Central predictive interval of probability ``level``: (lower, upper), each (n,)."""
-        lo, hi = self.quantiles(x, _central(level))
-        return lo, hi
-
-    # scores
-    def evaluate(self, x: Any, y: Any, *, logpdf: Any = None, **extras: Any) -> dict[str, float]:
-        """Held-out scores: ``lpd`` (mean log predictive density), ``nll`` = -lpd, ``coverage_90`` (share of
-        points inside the central 90% interval), ``rmse`` of the predictive mean and ``mean_std``.
-
-        ``logpdf``: the true log-density, per point or as a function ``logpdf(x, y)`` (e.g.
-        ``pz.data.two_branch_logpdf``); adds ``floor_nll`` (its mean NLL on the same points) and
-        ``excess_nll`` = nll - floor_nll. Other extras are ignored.
-        """
-        x, y = _as_xy(x, y, width=int(self.info["d"]))
-        comps, yj = self._components(x), jnp.asarray(y)
-        lpd = float(jnp.mean(_log_predictive(*comps, yj)))
-        lo, hi = np.asarray(_mixture_quantiles(*comps, jnp.asarray(_central(0.9))))
-        mean, sd = (np.asarray(a) for a in _moments(*comps))
-        out = {"lpd": lpd, "nll": -lpd, "coverage_90": float(np.mean((y >= lo) & (y <= hi))),
-               "rmse": float(np.sqrt(np.mean((mean - y) ** 2))), "mean_std": float(np.mean(sd))}
-        if logpdf is not None:
-            true = logpdf(x, y) if callable(logpdf) else as_array(logpdf, "logpdf", ndim=1)
-            check_same_length(y=y, logpdf=true)
-            out["floor_nll"] = float(-np.mean(true))
-            out["excess_nll"] = out["nll"] - out["floor_nll"]
-        return out
-
-
-# --- the predictive mixture, averaged over posterior draws: inputs (S, n, K) ------------------------------
-
-def _levels(q: Any) -> np.ndarray:
-    qs = as_array(np.atleast_1d(q), "q", ndim=1)
-    if np.any((qs <= 0) | (qs >= 1)):
-        raise ValueError(f"q: quantile levels must lie strictly between 0 and 1, got {qs.tolist()}")
-    return qs
-
-
-def _central(level: Any) -> tuple[float, float]:
-    level = check_positive(level, "level")
-    if level >= 1:
-        raise ValueError(f"level: must lie in (0, 1), got {level}")
-    return (1 - level) / 2, (1 + level) / 2
-
-
-@jax.jit
-def _log_predictive(logw: jnp.ndarray, mu: jnp.ndarray, sigma: jnp.ndarray, y: jnp.ndarray) -> jnp.ndarray:
-    """log mean_s sum_k w_sk N(y | mu_sk, sigma_sk), per point (n,)."""
-    per_draw = logsumexp(logw + norm.logpdf(y[None, :, None], mu, sigma), axis=-1)
-    return logsumexp(per_draw, axis=0) - jnp.log(per_draw.shape[0])
-
-
-@jax.jit
-def _score_and_predict(logw: jnp.ndarray, mu: jnp.ndarray, sigma: jnp.ndarray, y: jnp.ndarray,
-                       key: jnp.ndarray) -> tuple[jnp.ndarray, jnp.ndarray]:
-    """Per draw: log p(y_i | x_i) and one draw of y at every x_i, (S, n) each."""
-    mixture = dist.MixtureSameFamily(dist.Categorical(logits=logw), dist.Normal(mu, sigma))
-    return mixture.log_prob(y), mixture.sample(key)
-
-
-@jax.jit
-def _responsibilities(logw: jnp.ndarray, mu: jnp.ndarray, sigma: jnp.ndarray, y: jnp.ndarray) -> jnp.ndarray:
-    joint = logsumexp(logw + norm.logpdf(y[None, :, None], mu, sigma), axis=0)   # (n, K)
-    return jnp.exp(joint - logsumexp(joint, axis=-1, keepdims=True))
-
-
-@partial(jax.jit, static_argnums=4)
-def _predictive_sample(logw: jnp.ndarray, mu: jnp.ndarray, sigma: jnp.ndarray, key: jnp.ndarray,
-                       num_samples: int) -> jnp.ndarray:
-    k_draw, k_y = jax.random.split(key)
-    s = jax.random.randint(k_draw, (num_samples,), 0, logw.shape[0])
-    mixture = dist.MixtureSameFamily(dist.Categorical(logits=logw[s]), dist.Normal(mu[s], sigma[s]))
-    return mixture.sample(k_y)
-
-
-@jax.jit
-def _moments(logw: jnp.ndarray, mu: jnp.ndarray, sigma: jnp.ndarray) -> tuple[jnp.ndarray, jnp.ndarray]:
-    """Predictive mean and standard deviation (n,) by the laws of total expectation and variance."""
-    w = jnp.exp(logw)
-    m = jnp.mean(jnp.sum(w * mu, -1), 0)
-    second = jnp.mean(jnp.sum(w * (sigma**2 + mu**2), -1), 0)
-    return m, jnp.sqrt(jnp.maximum(second - m**2, 0.0))
-
-
-@jax.jit
-def _cdf(logw: jnp.ndarray, mu: jnp.ndarray, sigma: jnp.ndarray, t: jnp.ndarray) -> jnp.ndarray:
-    return jnp.mean(jnp.sum(jnp.exp(logw) * norm.cdf((t[None, :, None] - mu) / sigma), -1), 0)
-
-
-@jax.jit
-def _mixture_quantiles(logw: jnp.ndarray, mu: jnp.ndarray, sigma: jnp.ndarray, qs: jnp.ndarray) -> jnp.ndarray:
-    """Solve cdf(t) = q for t by bisection (len(q), n): the bracket [min(mu - 12 sigma), max(mu + 12 sigma)]
-    holds every quantile of interest and 32 halvings shrink it below float32 resolution."""
-    lo = jnp.min(mu - 12 * sigma, axis=(0, 2))
-    hi = jnp.max(mu + 12 * sigma, axis=(0, 2))
-
-    def solve(q):
-        def body(_, bounds):
-            a, b = bounds
-            m = 0.5 * (a + b)
-            below = _cdf(logw, mu, sigma, m) < q
-            return jnp.where(below, m, a), jnp.where(below, b, m)
-
-        a, b = jax.lax.fori_loop(0, 32, body, (lo, hi))
-        return 0.5 * (a + b)
-
-    return jax.lax.map(solve, qs)
-
-
-MDN.fit_class = MDNFit
-
-
-@lru_cache(maxsize=16)
-def _param_template(net: MLP, d: int) -> dict[str, Any]:
-    shapes = jax.eval_shape(lambda: net.init(jax.random.PRNGKey(0), jnp.zeros((1, d))))["params"]
-    return jax.tree.map(lambda a: np.zeros(a.shape, a.dtype), shapes)
-
-
-@lru_cache(maxsize=16)
-def _init_fn(net: MLP, d: int) -> Callable:
-    """flax's initialisation of ``net`` for inputs of width d, jitted (one compile instead of many eager ops)."""
-    return jax.jit(lambda key: net.init(key, jnp.zeros((1, d))))
-
-
-def _inverse_softplus(u: float) -> float:
-    """log(exp(u) - 1) without overflow: u + log(1 - exp(-u)) (a spread of y of 1e6 needs it)."""
-    return u + math.log(-math.expm1(-u))
-
 
 @lru_cache(maxsize=16)
 def _forward_fn(n_components: int, hidden: tuple[int, ...], activation: str, min_scale: float) -> Callable:
@@ -761,59 +397,3 @@ def _forward_fn(n_components: int, hidden: tuple[int, ...], activation: str, min
         return jax.nn.log_softmax(logits, axis=-1), mu, sigma
 
     return jax.jit(jax.vmap(one, in_axes=(0, None)))
-
-
-# --- truth for the article's problems, and the zoo entry ------------------------------------------------
-
-_DATA = {"two_branch": (pz_data.two_branch, pz_data.two_branch_logpdf),
-         "heteroscedastic": (pz_data.heteroscedastic, pz_data.heteroscedastic_logpdf)}
-
-
-def _loader(name: str) -> Callable[[int], tuple[tuple[Any, ...], dict[str, Any]]]:
-    make, logpdf = _DATA[name]
-
-    def load(seed: int) -> tuple[tuple[Any, ...], dict[str, Any]]:
-        x, y = make(n=10_000, seed=seed)
-        x_test, y_test = make(n=10_000, seed=seed + 10_000)
-        return (x, y), {"dataset": name, "heldout": (x_test, y_test), "logpdf": logpdf}
-
-    return load
-
-
-def _report(fit: MDNFit, data: tuple[Any, ...], extras: dict[str, Any], out_dir: Path) -> tuple[dict, list[Path]]:
-    from probzoo.plots import mdn as plots
-
-    out_dir = Path(out_dir)
-    x, y = data
-    x_test, y_test = extras.get("heldout", data)
-    metrics = fit.evaluate(x_test, y_test, logpdf=extras.get("logpdf"))
-    name = extras.get("dataset")
-    tag = f"mdn_{fit.method}_K{fit.model.n_components}"
-    figs = [plots.data_and_samples(fit, x_test[:500], y_test[:500], out_dir / f"{tag}_samples.png"),
-            plots.mean_std(fit, dataset=name, path=out_dir / f"{tag}_mean_std.png"),
-            plots.components(fit, dataset=name, path=out_dir / f"{tag}_components.png")]
-    return metrics, figs
-
-
-def _compare(fits: dict[str, MDNFit], data: tuple[Any, ...], extras: dict[str, Any], out_dir: Path) -> list[Path]:
-    """Predictive bands of every compared method side by side, over the training data."""
-    from probzoo.plots import mdn as mdn_plots
-
-    x, y = data
-    return [mdn_plots.bands_per_method(fits, x, y, Path(out_dir) / "mdn_bands_per_method.png")]
-
-
-register_entry(ZooEntry(
-    name="mdn",
-    model_class=MDN,
-    description="mixture density regression (article 004): MLP -> K-Gaussian mixture over y",
-    methods=MDN.methods,
-    datasets={name: _loader(name) for name in ("two_branch", "heteroscedastic")},
-    default_data="two_branch",
-    report=_report,
-    compare=_compare,
-    tour_runs=[("map", {}), ("meanfield", {"num_steps": 1_560})],
-    model_kwargs={"n_components": 2},
-    dataset_model_kwargs={"two_branch": {"n_components": 2}, "heteroscedastic": {"n_components": 1}},
-    compare_budget={"map": {}, "meanfield": {}, "nuts": {"num_warmup": 300, "num_samples": 300}},
-))
