@@ -35,7 +35,8 @@ import optax
 from jax.scipy.stats import norm
 
 import probzoo as pz
-from probzoo.models.mdn import DEFAULT_BATCH, DEFAULT_LR, DEFAULT_STEPS, MDN, _flax_params
+from probzoo.models.mdn import MDN
+from probzoo.models.mdn.network import DEFAULT_BATCH, DEFAULT_LR, DEFAULT_STEPS, _flax_params
 
 N, K = 10_000, 2
 REFERENCE = {  # the figures for the article's peers on this machine (excess NLL over the floor)

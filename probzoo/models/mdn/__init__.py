@@ -8,6 +8,5 @@ the fitted model's predictions; ``catalogue.py`` the zoo entry (data sets, figur
 from probzoo.models.mdn import catalogue  # noqa: F401  (registers the zoo entry)
 from probzoo.models.mdn.fit import MDNFit
 from probzoo.models.mdn.model import MDN
-from probzoo.models.mdn.network import DEFAULT_BATCH, DEFAULT_LR, DEFAULT_STEPS, _flax_params
 
-__all__ = ["DEFAULT_BATCH", "DEFAULT_LR", "DEFAULT_STEPS", "MDN", "MDNFit", "_flax_params"]
+__all__ = ["MDN", "MDNFit"]
