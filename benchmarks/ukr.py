@@ -45,7 +45,7 @@ def worker_step(side: str, n: int, steps: int) -> dict:
     from numpyro.infer.util import log_density
 
     import probzoo as pz
-    from probzoo.models.ukr_kernel import auto_block_size
+    from probzoo.models.ukr.kernel import auto_block_size
 
     Y, _ = pz.data.saddle(n=n, grid=False, seed=0)
     block = auto_block_size(n) if side == "probzoo" else n  # block_size >= N: dense, plain autodiff
@@ -139,7 +139,7 @@ def _largest_n_blockwise(row: dict, budget_gib: float = 24.0) -> dict:
     """Blockwise memory is baseline + k * block(N) * N: block(N) x N stays near 4M kernel entries until the
     block reaches its floor of 64 rows (N > 65,536), then grows linearly. k (bytes per kernel entry of a
     block, O(N) terms included) comes from the largest measured run."""
-    from probzoo.models.ukr_kernel import auto_block_size
+    from probzoo.models.ukr.kernel import auto_block_size
 
     k = row["peak_above_baseline_gib"] * GIB / (row["block_size"] * row["n"])
 

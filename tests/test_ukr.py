@@ -15,7 +15,7 @@ from numpyro.infer.util import log_density
 import probzoo as pz
 from probzoo.comparison import _mcmc_diagnostics
 from probzoo.models.ukr import UKRFit, trustworthiness
-from probzoo.models.ukr_kernel import nadaraya_watson
+from probzoo.models.ukr.kernel import nadaraya_watson
 
 # --- direct transcriptions of the articles' code (numpy / jax, dense, naive kernel normalisation) --------
 

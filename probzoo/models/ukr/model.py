@@ -23,7 +23,6 @@ import math
 import os
 from collections.abc import Callable
 from functools import partial
-from pathlib import Path
 from typing import Any
 
 import jax
@@ -42,26 +41,15 @@ from probzoo.infer import arviz_io
 from probzoo.infer import engines as _engines
 from probzoo.infer.mcmc import run_mcmc
 from probzoo.infer.posterior import svi_inference_data
-from probzoo.infer.result import Fit
 from probzoo.infer.svi import run_svi
 from probzoo.models.base import BoundModel, ZooModel, runs_engines
-from probzoo.models.ukr_kernel import auto_block_size, latent_grid, nadaraya_watson
+from probzoo.models.ukr.fit import UKRFit
+from probzoo.models.ukr.kernel import auto_block_size, latent_grid, nadaraya_watson
 from probzoo.validation import as_array, check_bool, check_choice, check_int, check_positive, check_seed
-from probzoo.zoo import ZooEntry, register_entry, register_model
-
-__all__ = ["UKR", "UKRFit", "trustworthiness"]
+from probzoo.zoo import register_model
 
 METHODS = ("map", "nuts")
 _INIT_SCALES = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0)  # candidate PCA scalings, in units of sqrt(bandwidth)
-
-
-def trustworthiness(Z_true: np.ndarray, Z: np.ndarray, n_neighbors: int = 10) -> float:
-    """sklearn.manifold.trustworthiness of the embedding ``Z`` w.r.t. the reference coordinates ``Z_true``."""
-    from sklearn.manifold import trustworthiness as _tw
-
-    n = len(Z)
-    k = int(min(n_neighbors, max(1, n // 2 - 1)))
-    return float(_tw(np.asarray(Z_true, np.float64), np.asarray(Z, np.float64), n_neighbors=k))
 
 
 def _pca(Y: np.ndarray, m: int) -> np.ndarray:
@@ -85,6 +73,7 @@ class UKR(ZooModel):
     ``block_size`` rows of the kernel matrix are evaluated at a time (``None``: chosen from N).
     """
 
+    fit_class = UKRFit
     native_methods = METHODS
     # every generic engine but HMC-ECS, whose subsampled data plate would hold the latents x_n themselves
     methods = METHODS + tuple(m for m in _engines.generic_names() if m not in METHODS and m != "hmcecs")
@@ -468,255 +457,3 @@ def _per_draw(model: UKR, Y: np.ndarray, draws: dict[str, np.ndarray], key: jax.
     flat = (x.reshape(chains * n_draws, n, m), s.reshape(-1), jax.random.split(key, chains * n_draws))
     out = jax.jit(lambda args: jax.lax.map(one, args, batch_size=8))(flat)
     return {k: np.asarray(v).reshape((chains, n_draws) + v.shape[1:]) for k, v in out.items()}
-
-
-class UKRFit(Fit):
-    """A fitted UKR: latents, the map f, reconstructions, new-point latents and held-out scores."""
-
-    # --- the point estimate ---------------------------------------------------------------------
-    @property
-    def latents(self) -> np.ndarray:
-        """The latents X (N, M): the MAP point, or for NUTS the posterior draw of highest density."""
-        return np.asarray(self.params["x_auto_loc" if "x_auto_loc" in self.params else "x"])
-
-    @property
-    def noise(self) -> float:
-        """The observation scale s (fixed, or learned: MAP / highest-density draw)."""
-        if self.model.noise is not None:
-            return float(self.model.noise)
-        return float(self.params["s_auto_loc" if "s_auto_loc" in self.params else "s"])
-
-    @property
-    def data(self) -> np.ndarray:
-        return np.asarray(self.arrays["Y"])
-
-    def _f(self) -> Callable[[jnp.ndarray], jnp.ndarray]:
-        X, Y, h = jnp.asarray(self.latents), jnp.asarray(self.data), self.model.bandwidth
-        return lambda Z: nadaraya_watson(Z, X, Y, h, block_size=auto_block_size(len(self.data)))
-
-    # --- maps -----------------------------------------------------------------------------------
-    def reconstruct(self, loo: bool | None = None) -> np.ndarray:
-        """f(x_i; X) for the training points (N, D); leave-one-out when ``loo`` (default: the model's)."""
-        loo = self.model.loo if loo is None else bool(loo)
-        X, Y = jnp.asarray(self.latents), jnp.asarray(self.data)
-        n = len(Y)
-        f = nadaraya_watson(X, X, Y, self.model.bandwidth, self_index=jnp.arange(n) if loo else None,
-                            block_size=auto_block_size(n))
-        return np.asarray(f)
-
-    def reconstruction_error(self, loo: bool | None = None) -> float:
-        """R(X) = mean_i ||y_i - f(x_i; X)||^2 on the training data (leave-one-out when the model is)."""
-        return float(np.mean(np.sum((self.data - self.reconstruct(loo)) ** 2, axis=-1)))
-
-    def inverse_transform(self, Z: Any) -> np.ndarray:
-        """f(Z; X) (n, D): the data-space points of latents ``Z`` (n, M)."""
-        Z = as_array(Z, "Z", ndim=2, width=self.model.latent_dim)
-        return np.asarray(self._f()(jnp.asarray(Z)))
-
-    def transform(self, Y_new: Any, prior: bool = True, num_iters: int = 50) -> np.ndarray:
-        """Latents (n, M) of new points: argmin_x ||y - f(x)||^2 (+ s^2 reg ||x||^2 with ``prior``), started
-        from the training latent whose image f(x_j) is nearest to y; Levenberg-Marquardt, vmapped and jit.
-
-        With ``prior`` (the default) this is the mode of p(x | y) under the model. The prior term moves
-        interior points by well under 1% of their distance to the origin, but it stops points just beyond
-        the edge of the data from drifting off to infinity, where f is flat (the kernel weights collapse
-        onto the nearest training latent). ``prior=False`` is the plain least-squares projection.
-        """
-        Y_new = as_array(Y_new, "Y_new", ndim=2, width=self.data.shape[1])
-        num_iters = check_int(num_iters, "num_iters", minimum=0)
-        X, Y = jnp.asarray(self.latents), jnp.asarray(self.data)
-        return np.asarray(_transform(jnp.asarray(Y_new), X, Y, self._f()(X), self.model.bandwidth,
-                                     self._penalty(self.noise) if prior else 0.0, num_iters))
-
-    def _penalty(self, s: float) -> float:
-        return float(s) ** 2 * self.model.reg
-
-    # --- scores -----------------------------------------------------------------------------------
-    def evaluate(self, Y_heldout: Any, Z_true: Any = None, num_draws: int = 1024) -> dict[str, float]:
-        """Held-out scores: ``reconstruction_error`` mean ||y - f(transform(y))||^2, ``lpd`` (mean log p(y)
-        under the model, the latent integrated by importance sampling around its Laplace approximation at
-        transform(y); for NUTS averaged over up to 20 posterior draws) and, when the true latents
-        ``Z_true`` are given, ``trustworthiness`` (k = 10) of transform(Y_heldout) w.r.t. them."""
-        Y_heldout = as_array(Y_heldout, "Y_heldout", ndim=2, width=self.data.shape[1])
-        num_draws = check_int(num_draws, "num_draws", minimum=1)
-        Z = self.transform(Y_heldout)
-        out = {"reconstruction_error": float(np.mean(np.sum((Y_heldout - self.inverse_transform(Z)) ** 2, -1)))}
-        out["lpd"] = self._lpd(Y_heldout, num_draws)
-        if Z_true is not None:
-            Z_true = as_array(Z_true, "Z_true", ndim=2)
-            if len(Z_true) != len(Y_heldout):
-                raise ValueError(f"Z_true: has {len(Z_true)} rows but Y_heldout has {len(Y_heldout)}")
-            out["trustworthiness"] = trustworthiness(Z_true, Z)
-        return out
-
-    def _lpd(self, Y_new: np.ndarray, num_draws: int) -> float:
-        Yn, Y, h, reg = jnp.asarray(Y_new), jnp.asarray(self.data), self.model.bandwidth, self.model.reg
-        key = jax.random.PRNGKey(self.seed)
-        if self.is_mcmc:
-            xs = self.samples["x"]
-            ss = self.samples.get("s", np.full(len(xs), self.noise))
-            pick = np.linspace(0, len(xs) - 1, min(20, len(xs))).astype(int)
-            points = [(jnp.asarray(xs[i]), float(ss[i])) for i in pick]
-        else:
-            points = [(jnp.asarray(self.latents), self.noise)]
-        per_draw = []
-        for X, s in points:
-            images = nadaraya_watson(X, X, Y, h, block_size=auto_block_size(len(Y)))
-            x_hat = _transform(Yn, X, Y, images, h, self._penalty(s), 50)
-            per_draw.append(np.asarray(_log_marginal(Yn, x_hat, X, Y, h, reg, s, key, num_draws)))
-        lp = np.stack(per_draw)  # (draws, n)
-        return float(np.mean(_log_mean_exp(lp)))
-
-    @property
-    def diagnostic_sites(self) -> list[str]:
-        """The rotation/reflection-invariant quantities that r_hat/ESS are read on."""
-        return ["recon_error", "pair_dist", "latent_rms"] + (["s"] if self.model.noise is None else [])
-
-    def diagnostics(self) -> dict[str, dict[str, Any]]:
-        """r_hat and bulk ESS (ArviZ) of the invariant quantities, and the r_hat of the raw latents ``x`` for
-        contrast; each entry says whether its quantity is ``invariant``.
-
-        Raw latents are identified only up to rotation/reflection: their r_hat across chains that
-        settled in different orientations is large by construction and says nothing about convergence.
-        """
-        if not self.is_mcmc:
-            raise ValueError("diagnostics: r_hat/ESS need MCMC chains; this is a map fit")
-        names = self.diagnostic_sites
-        rhat = arviz_io.rhat(self.idata, var_names=names + ["x"])
-        ess = arviz_io.ess(self.idata, var_names=names)
-        out: dict[str, dict[str, Any]] = {
-            v: {"r_hat_max": float(np.max(rhat[v].values)), "ess_bulk_min": float(np.min(ess[v].values)),
-                "invariant": True} for v in names}
-        # the raw latents for contrast: identified only up to rotation/reflection ("invariant": False)
-        out["x"] = {"r_hat_max": float(np.max(rhat["x"].values)), "invariant": False}
-        return out
-
-
-def _log_mean_exp(a: np.ndarray) -> np.ndarray:
-    m = np.max(a, axis=0)
-    return m + np.log(np.mean(np.exp(a - m), axis=0))
-
-
-def _f_point(x: jnp.ndarray, X: jnp.ndarray, Y: jnp.ndarray, h: float) -> jnp.ndarray:
-    return nadaraya_watson(x[None], X, Y, h)[0]
-
-
-@partial(jax.jit, static_argnames=("h", "num_iters"))
-def _transform(Yn, X, Y, images, h, penalty, num_iters):
-    """argmin_x ||y - f(x)||^2 + penalty ||x||^2 per row of ``Yn``: Levenberg-Marquardt from the training
-    latent whose image (``images``, f at the training latents) is nearest to y."""
-    eye = jnp.eye(X.shape[1], dtype=X.dtype)
-
-    def one(y):
-        x0 = X[jnp.argmin(jnp.sum((images - y) ** 2, axis=-1))]
-
-        def cost(x):
-            r = y - _f_point(x, X, Y, h)
-            return r @ r + penalty * (x @ x)
-
-        def step(_, carry):
-            x, lam, c = carry
-            r = y - _f_point(x, X, Y, h)
-            J = jax.jacfwd(_f_point)(x, X, Y, h)
-            A = J.T @ J + penalty * eye
-            g = J.T @ r - penalty * x
-            trial = x + jnp.linalg.solve(A + lam * jnp.diag(jnp.diag(A) + 1e-9), g)
-            ct = cost(trial)
-            better = ct < c
-            return (jnp.where(better, trial, x), jnp.where(better, lam * 0.3, lam * 10.0), jnp.minimum(ct, c))
-
-        x, _, _ = jax.lax.fori_loop(0, num_iters, step, (x0, jnp.asarray(1e-2, X.dtype), cost(x0)))
-        return x
-
-    return jax.lax.map(one, Yn, batch_size=64)
-
-
-@partial(jax.jit, static_argnames=("h", "reg", "num_draws"))
-def _log_marginal(Yn, x_hat, X, Y, h, reg, s, key, num_draws):
-    """log p(y) = log E_{x ~ N(0, I/reg)} N(y; f(x), s^2 I) for each row of ``Yn``, by importance sampling.
-
-    Defensive mixture proposal q = 1/2 N(x_hat, 2C) + 1/2 N(0, I/reg), C the inverse of the Laplace
-    precision J^T J / s^2 + reg I at x_hat (half the draws from each part): the Laplace part covers the
-    peak, the prior part the plateaus where f flattens beyond the data, and the weights stay below
-    2 p(y | x) so the estimate has finite variance.
-    """
-    m = X.shape[1]
-    k_near = num_draws // 2
-    prior = dist.Normal(0.0, 1.0 / math.sqrt(reg)).expand([m]).to_event(1)
-
-    def one(args):
-        y, xh, i = args
-        z = jax.random.normal(jax.random.fold_in(key, i), (num_draws, m))  # independent draws per point
-        J = jax.jacfwd(_f_point)(xh, X, Y, h)
-        P = J.T @ J / s**2 + reg * jnp.eye(m)
-        L = jnp.linalg.cholesky(2.0 * jnp.linalg.inv(P))
-        near = dist.MultivariateNormal(xh, scale_tril=L)
-        xs = jnp.concatenate([xh + z[:k_near] @ L.T, z[k_near:] / math.sqrt(reg)])
-        f = nadaraya_watson(xs, X, Y, h)
-        log_lik = jnp.sum(dist.Normal(f, s).log_prob(y), -1)
-        log_q = jnp.logaddexp(near.log_prob(xs), prior.log_prob(xs)) - jnp.log(2.0)
-        return jax.nn.logsumexp(log_lik + prior.log_prob(xs) - log_q) - jnp.log(num_draws)
-
-    return jax.lax.map(one, (Yn, x_hat, jnp.arange(Yn.shape[0])), batch_size=16)
-
-
-UKR.fit_class = UKRFit
-
-
-# --- zoo entry ----------------------------------------------------------------------------------------
-
-def _saddle(grid: bool) -> Callable[[int], tuple[tuple[Any, ...], dict[str, Any]]]:
-    def load(seed: int) -> tuple[tuple[Any, ...], dict[str, Any]]:
-        from probzoo.data import saddle
-
-        Y, Z = saddle(n=400, grid=grid, seed=seed)
-        return (Y,), {"Z_true": Z}
-
-    return load
-
-
-def _report(fit: UKRFit, data: tuple[Any, ...], extras: dict[str, Any], out_dir: Path):
-    from probzoo.plots import ukr as ukr_plots
-
-    out_dir = Path(out_dir)
-    metrics = {"reconstruction_error": fit.reconstruction_error()}
-    Z = extras.get("Z_true")
-    if Z is not None:
-        metrics["trustworthiness"] = trustworthiness(Z, fit.latents)
-    if fit.is_mcmc:
-        metrics["r_hat_recon_error"] = fit.info["diagnostics"]["recon_error"]["r_hat_max"]
-        metrics["r_hat_pair_dist"] = fit.info["diagnostics"]["pair_dist"]["r_hat_max"]
-    color = data[0][:, 0]
-    paths = [ukr_plots.wireframe(fit, out_dir / f"ukr_{fit.method}_wireframe.png", color=color)]
-    if fit.is_mcmc:  # the invariants' traces per chain next to a raw latent coordinate
-        paths.append(ukr_plots.nuts_traces(fit, out_dir / f"ukr_{fit.method}_traces.png"))
-    return metrics, paths
-
-
-def _compare(fits: dict[str, UKRFit], data: tuple[Any, ...], extras: dict[str, Any], out_dir: Path) -> list[Path]:
-    """The latent map of every compared method side by side."""
-    from probzoo.plots import ukr as ukr_plots
-
-    return [ukr_plots.latents_per_method(fits, Path(out_dir) / "ukr_latents_per_method.png")]
-
-
-register_entry(ZooEntry(
-    name="ukr",
-    model_class=UKR,
-    description="unsupervised kernel regression: MAP / NUTS over the latents of a Nadaraya-Watson map",
-    methods=UKR.methods,
-    datasets={"saddle": _saddle(True), "saddle_uniform": _saddle(False)},
-    default_data="saddle",
-    report=_report,
-    compare=_compare,
-    tour_runs=[("map", {"num_steps": 1000}),
-               ("nuts", {"num_warmup": 50, "num_samples": 50, "max_tree_depth": 5, "map_steps": 500})],
-    tour_notes={
-        "r_hat_recon_error": "the tour's 50 warm-up and 50 draws per chain (tree depth 5) are far too few for the "
-                             "800 latent coordinates of the 400-point grid; on N = 100 the defaults (500 + 500) "
-                             "reach r_hat 1.01-1.07 on the invariants (docs/models/ukr.md)",
-        "r_hat_pair_dist": "as for r_hat_recon_error: a budget to show the sampler run, not to converge",
-    },
-    compare_budget={"map": {"num_steps": 1000},
-                    "nuts": {"num_warmup": 400, "num_samples": 400, "max_tree_depth": 7, "map_steps": 1000}},
-))
