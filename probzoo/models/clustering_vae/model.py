@@ -28,8 +28,7 @@ labelled row each step when there are at most ``batch_size`` of them.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -40,21 +39,18 @@ import jax.numpy as jnp
 import numpy as np
 import numpyro
 import numpyro.distributions as dist
-import optax
 from numpyro import handlers
 from numpyro.contrib.funsor import config_enumerate
 from numpyro.contrib.module import flax_module
 from numpyro.distributions import constraints
-from numpyro.infer import TraceEnum_ELBO, TraceGraph_ELBO
 
-from probzoo import metrics
-from probzoo.core import Family
 from probzoo.distributions import ExpRelaxedOneHotCategorical
-from probzoo.infer import arviz_io
-from probzoo.infer.result import Fit
-from probzoo.infer.svi import OrderedTraceELBO, run_svi
-from probzoo.models.base import ZooModel, register_own_engines, runs_engines
-from probzoo.nn import MLP, ConvDecoder, ConvEncoder
+from probzoo.infer.svi import run_svi
+from probzoo.models.base import ZooModel, runs_engines
+from probzoo.models.clustering_vae.fit import ClusteringVAEFit
+from probzoo.models.clustering_vae.nets import DISCRETE, METHODS, _Encoder, _EncoderZ, _leaky
+from probzoo.models.clustering_vae.objective import _labelled_rows, _optimiser, elbo_loss
+from probzoo.nn import MLP, ConvDecoder
 from probzoo.validation import (
     as_array,
     check_choice,
@@ -64,53 +60,7 @@ from probzoo.validation import (
     check_seed,
     check_unit_interval,
 )
-from probzoo.zoo import ZooEntry, register_entry, register_model
-
-__all__ = ["ClusteringVAE", "ClusteringVAEFit"]
-
-METHODS = ("relaxed", "enum", "score")
-DISCRETE = ("enum", "score")  # the methods in which y is a Categorical sample site
-_EPS = 1e-4  # floor on the networks' standard deviations
-
-
-def _leaky(x: jnp.ndarray) -> jnp.ndarray:
-    return nn.leaky_relu(x, 0.2)
-
-
-class _Encoder(nn.Module):
-    """x -> (features h, logits of q(y | x)): the conv encoder for images, an MLP for vectors."""
-
-    n_clusters: int
-    kind: str
-    hidden: tuple[int, ...]
-    image_shape: tuple[int, int]
-    channels: tuple[int, ...]
-
-    @nn.compact
-    def __call__(self, x: jnp.ndarray) -> tuple[jnp.ndarray, jnp.ndarray]:
-        if self.kind == "conv":
-            h = ConvEncoder(self.image_shape, self.channels, self.hidden[-1])(x)
-        else:
-            h = _leaky(MLP(self.hidden[:-1], self.hidden[-1], _leaky)(x))
-        return h, nn.Dense(self.n_clusters)(h)
-
-
-class _EncoderZ(nn.Module):
-    """(h, y) -> (loc, scale) of q(z | x, y): one hidden layer on [h, y].
-
-    The first layer is split as W_h h + W_y y (the same affine map as on the concatenation) so that an
-    enumerated y of shape (K, 1, K) broadcasts against h of shape (B, H) without copying h K times.
-    """
-
-    latent_dim: int
-    hidden: int
-
-    @nn.compact
-    def __call__(self, h: jnp.ndarray, y: jnp.ndarray) -> tuple[jnp.ndarray, jnp.ndarray]:
-        a = _leaky(nn.Dense(self.hidden)(h) + nn.Dense(self.hidden, use_bias=False)(y))
-        out = nn.Dense(2 * self.latent_dim)(a)
-        loc, raw = jnp.split(out, 2, axis=-1)
-        return loc, jax.nn.softplus(raw) + _EPS
+from probzoo.zoo import register_model
 
 
 @register_model
@@ -147,7 +97,7 @@ class ClusteringVAE(ZooModel):
                 "amortised guide; use relaxed (Gumbel-softmax), enum (y summed out exactly) or score "
                 "(score-function gradients)")
 
-    fit_class: type[Fit]
+    fit_class = ClusteringVAEFit
 
     def __init__(
         self,
@@ -484,246 +434,3 @@ class ClusteringVAE(ZooModel):
         fit.idata = fit._inference_data(X, num_draws=num_draws, n_reconstructions=n_reconstructions, seed=seed)
         fit.info["clusters_used"] = int(np.unique(fit.predict(X)).size)
         return fit
-
-
-def elbo_loss(method: str, num_particles: int = 1) -> Any:
-    """The NumPyro ELBO that ``method`` trains with (on ``config_enumerate(guide)`` for "enum")."""
-    if method == "enum":
-        return TraceEnum_ELBO(num_particles=num_particles, max_plate_nesting=1)
-    if method == "score":
-        return TraceGraph_ELBO(num_particles=num_particles)
-    return OrderedTraceELBO(num_particles=num_particles)
-
-
-@contextmanager
-def _labelled_rows(labels: Any, labelled: Any, batch: int, scale: float) -> Iterator[tuple[jnp.ndarray, jnp.ndarray]]:
-    """The plate "labelled" over the labelled rows (a minibatch of at most ``batch``), each weighted ``scale``;
-    yields the rows' indices into X and their labels. Model and guide must subsample it alike."""
-    L = np.shape(labelled)[0]
-    with handlers.scale(scale=scale), numpyro.plate("labelled", L, subsample_size=min(L, batch)) as j:
-        i = jnp.asarray(labelled)[j]
-        yield i, jnp.asarray(labels)[i]
-
-
-def _optimiser(learning_rate: float) -> optax.GradientTransformation:
-    """Adam for every parameter but the schedule's ``clock``, which advances by one per step."""
-    learning_rate = check_positive(learning_rate, "learning_rate")
-
-    def tick_update(updates: Any, state: Any, params: Any = None) -> tuple[Any, Any]:
-        return jax.tree.map(jnp.ones_like, updates), state
-
-    tick = optax.GradientTransformation(lambda params: optax.EmptyState(), tick_update)
-
-    def labels(params: dict[str, Any]) -> dict[str, Any]:
-        return {k: jax.tree.map(lambda _, k=k: "clock" if k == "clock" else "adam", v) for k, v in params.items()}
-
-    return optax.multi_transform({"adam": optax.adam(learning_rate), "clock": tick}, labels)
-
-
-class ClusteringVAEFit(Fit):
-    """A trained clustering VAE: cluster probabilities, embeddings, reconstructions, generation, scores."""
-
-    # --- the networks at the fitted parameters ----------------------------------------------------------
-    def _fns(self) -> dict[str, Callable]:
-        """The model's compiled prediction functions (shared by every fit of this model) bound to our params."""
-        P = int(self.info["n_features"])
-        fns = self.model._prediction_fns(P)
-        if getattr(self, "_device_params", None) is None:
-            self._device_params = jax.tree.map(jnp.asarray, self.params)
-        return {name: partial(fn, self._device_params) for name, fn in fns.items()}
-
-    def _rows(self, X: Any, name: str = "X") -> np.ndarray:
-        return self.model._check_X(X, name, n_features=int(self.info["n_features"]))
-
-    def _summary(self, X: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        X = self._rows(X)
-        fn = self._fns()["summary"]
-        parts = [fn(jnp.asarray(c)) for c in _chunks(X, 1000)]
-        return tuple(np.concatenate([np.asarray(p[i]) for p in parts])[: X.shape[0]] for i in range(3))
-
-    # --- public methods ---------------------------------------------------------------------------------
-    def predict_proba(self, X: Any) -> np.ndarray:
-        """q(y | x): (n, K) cluster probabilities."""
-        return self._summary(X)[0]
-
-    def predict(self, X: Any) -> np.ndarray:
-        """The most probable cluster under q(y | x), (n,) ints."""
-        return np.argmax(self.predict_proba(X), axis=-1).astype(np.int32)
-
-    def embed(self, X: Any) -> np.ndarray:
-        """(n, latent_dim): the mean of q(z | x, y) at the most probable cluster y."""
-        return self._summary(X)[1]
-
-    def reconstruct(self, X: Any) -> np.ndarray:
-        """(n, n_features): the mean of p(x | z) at z = embed(X)."""
-        return self._summary(X)[2]
-
-    def sample_latent(self, cluster: int, n: int = 100, seed: int = 0) -> np.ndarray:
-        """(n, latent_dim) draws of z ~ p(z | y = cluster)."""
-        cluster = check_int(cluster, "cluster", minimum=0, maximum=self.model.n_clusters - 1)
-        n = check_int(n, "n", minimum=1)
-        y = jnp.full((n,), cluster, jnp.int32)
-        return np.asarray(self._fns()["prior_draws"](y, jax.random.PRNGKey(check_seed(seed))))
-
-    def generate(self, cluster: int, n: int = 10, seed: int = 0) -> np.ndarray:
-        """(n, n_features): the mean of p(x | z) for z ~ p(z | y = cluster) (the article's per-cluster samples)."""
-        z = self.sample_latent(cluster, n, seed)
-        return np.asarray(self._fns()["decode_mean"](jnp.asarray(z)))
-
-    def elbo(self, X: Any, num_samples: int = 10, seed: int = 0) -> np.ndarray:
-        """Per-row ELBO with beta = 1 (a lower bound on log p(x)), y summed exactly, z by ``num_samples``."""
-        return self._bounds(X, num_samples, seed)[0]
-
-    def log_likelihood(self, X: Any, num_samples: int = 10, seed: int = 0) -> np.ndarray:
-        """Per-row importance-sampled log p(x) (``num_samples`` z per cluster from q(z | x, y); a lower bound
-        that tightens as ``num_samples`` grows)."""
-        return self._bounds(X, num_samples, seed)[1]
-
-    def _bounds(self, X: Any, num_samples: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-        X = self._rows(X)
-        S = check_int(num_samples, "num_samples", minimum=1)
-        key = jax.random.PRNGKey(check_seed(seed))
-        fn = self._fns()["bounds"]
-        chunk = max(8, 20_000 // (S * self.model.n_clusters))
-        parts = [fn(jnp.asarray(c), jax.random.fold_in(key, i), S) for i, c in enumerate(_chunks(X, chunk))]
-        return tuple(np.concatenate([np.asarray(p[j]) for p in parts])[: X.shape[0]] for j in range(2))
-
-    def evaluate(self, X: Any, labels_true: Any = None, num_samples: int = 10, seed: int = 0) -> dict[str, float]:
-        """Held-out scores: "elbo" and "lpd" (mean per row, nats), and with true labels "accuracy"
-        (Hungarian matching of clusters to classes), "nmi" and "clusters_used"."""
-        X = self._rows(X)
-        elbo, lpd = self._bounds(X, num_samples, seed)
-        out = {"elbo": float(np.mean(elbo)), "lpd": float(np.mean(lpd))}
-        pred = self.predict(X)
-        out["clusters_used"] = float(np.unique(pred).size)
-        if labels_true is not None:
-            t = as_array(labels_true, "labels_true", ndim=1, dtype=np.int64)
-            if t.shape[0] != X.shape[0]:
-                raise ValueError(f"labels_true: expected {X.shape[0]} labels (one per row), got {t.shape[0]}")
-            out["accuracy"] = metrics.cluster_accuracy(t, pred)
-            out["nmi"] = metrics.nmi(t, pred)
-        return out
-
-    def _inference_data(self, X: np.ndarray, num_draws: int, n_reconstructions: int, seed: int) -> Any:
-        fns = self._fns()
-        key = jax.random.PRNGKey(seed + 1)
-        ys, zs, lls, recs = [], [], [], []
-        n_rec = min(n_reconstructions, X.shape[0])
-        for i, c in enumerate(_chunks(X, 500)):
-            y, z, ll, rec = fns["draws"](jnp.asarray(c), jax.random.fold_in(key, i), num_draws)
-            ys.append(np.asarray(y)), zs.append(np.asarray(z)), lls.append(np.asarray(ll))
-            if i * 500 < n_rec:
-                recs.append(np.asarray(rec))
-        n = X.shape[0]
-        y = np.concatenate(ys, axis=1)[:, :n]
-        z = np.concatenate(zs, axis=1)[:, :n]
-        ll = np.concatenate(lls, axis=1)[:, :n]
-        probs = self.predict_proba(X)
-        posterior = {"y": y.astype(np.int32), "z": z,
-                     "y_probs": np.broadcast_to(probs, (num_draws, *probs.shape))}
-        dims = {"y": ["point"], "z": ["point", "latent"], "y_probs": ["point", "cluster"]}
-        pp = obs = None
-        if n_rec:
-            pp = {"x": np.concatenate(recs, axis=1)[:, :n_rec]}
-            obs = {"x": X[:n_rec]}
-            dims["x"] = ["shown", "feature"]
-        idata = arviz_io.from_samples(
-            posterior, log_likelihood={"x_loglik": ll}, posterior_predictive=pp, observed_data=obs,
-            dims={**dims, "x_loglik": ["point"]},
-            attrs={"inference": "svi", "note": arviz_io.SVI_NOTE, "model": "ClusteringVAE", "method": self.method,
-                   "posterior_predictive": "mean of p(x | z), z from the guide (reconstructions)"},
-        )
-        return arviz_io.add_group(idata, "training", {"loss": (["step"], np.asarray(self.losses))})
-
-
-def _chunks(X: np.ndarray, chunk: int) -> list[np.ndarray]:
-    """Rows of X in chunks of ``chunk`` (the last padded by repeating its last row) so that one compiled
-    function serves them all; callers cut the concatenated result back to len(X)."""
-    n = X.shape[0]
-    chunk = max(1, min(chunk, n))
-    out = []
-    for start in range(0, n, chunk):
-        part = X[start:start + chunk]
-        if part.shape[0] < chunk:
-            part = np.concatenate([part, np.repeat(part[-1:], chunk - part.shape[0], axis=0)])
-        out.append(part)
-    return out
-
-
-ClusteringVAE.fit_class = ClusteringVAEFit
-
-
-# --- the zoo entry ---------------------------------------------------------------------------------------
-
-
-def _loader(name: str) -> Callable[[int], tuple[tuple[Any, ...], dict[str, Any]]]:
-    def load(seed: int) -> tuple[tuple[Any, ...], dict[str, Any]]:
-        from probzoo import data
-
-        X, t = {"mnist": data.mnist, "blobs": data.blobs, "digits": data.digits}[name](seed=seed)
-        return (X,), {"labels_true": t}
-
-    return load
-
-
-def _report(fit: ClusteringVAEFit, data: tuple[Any, ...], extras: dict[str, Any], out_dir: Path
-            ) -> tuple[dict[str, float], list[Path]]:
-    from probzoo import plots
-    from probzoo.plots import clustering_vae as cplots
-
-    (X,) = data
-    X = np.asarray(X)
-    t = extras.get("labels_true")
-    scores = fit.evaluate(X, labels_true=t, num_samples=4, seed=fit.seed)
-    scores["seconds_per_epoch"] = float(fit.info["seconds_per_epoch"])
-    if "clusters_used" in scores:
-        scores["clusters_unused"] = fit.model.n_clusters - int(scores["clusters_used"])
-    out_dir = Path(out_dir)
-    figs = [plots.loss_curve(fit.losses, out_dir / "loss.png", title=f"negative ELBO ({fit.method})")]
-    Z = fit.embed(X)
-    colour = t if t is not None else fit.predict(X)
-    if fit.model.latent_dim == 2:
-        figs.append(cplots.latent_scatter(Z, colour, out_dir / "latent.png",
-                                          title=f"{fit.method}: z = mean of q(z | x, y), coloured by "
-                                                + ("true label" if t is not None else "cluster")))
-        figs.append(cplots.prior_scatter(fit, out_dir / "prior.png"))
-    if cplots.image_side(X.shape[1]) is not None:
-        figs.append(cplots.reconstructions(X[:10], fit.reconstruct(X[:10]), out_dir / "reconstructions.png",
-                                           title=f"{fit.method}: data (top) and reconstructions (bottom)"))
-        grid = np.stack([fit.generate(k, 10, seed=k) for k in range(fit.model.n_clusters)])
-        figs.append(cplots.generated_grid(grid, out_dir / "generated.png",
-                                          title=f"{fit.method}: x ~ p(x | z), z ~ p(z | y), one row per cluster y"))
-    elif X.shape[1] == 2:
-        figs.append(cplots.toy_clusters(X, fit.predict(X), out_dir / "clusters.png",
-                                        title=f"2-D toy ({fit.method}): points coloured by argmax q(y | x)"))
-        figs.append(cplots.toy_generated(fit, out_dir / "generated.png"))
-    return scores, figs
-
-
-register_own_engines(ClusteringVAE, ClusteringVAE.fit, {
-    "relaxed": (Family.VARIATIONAL, "Trace_ELBO with y relaxed to a Concrete (Gumbel-softmax) sample",
-                "the clustering VAE's discrete y"),
-    "enum": (Family.VARIATIONAL, "TraceEnum_ELBO: y summed out exactly (funsor enumeration)",
-             "the clustering VAE's discrete y"),
-    "score": (Family.VARIATIONAL, "TraceGraph_ELBO: y sampled, score-function gradients",
-              "the clustering VAE's discrete y"),
-}, data=("X", "labels"))
-
-
-register_entry(ZooEntry(
-    name="clustering_vae",
-    model_class=ClusteringVAE,
-    description="clustering VAE y -> z -> x (article 002): relaxed (Gumbel-softmax) or exact (enumerated) y",
-    methods=METHODS,
-    datasets={name: _loader(name) for name in ("mnist", "blobs", "digits")},
-    default_data="mnist",
-    report=_report,
-    tour_runs=[("relaxed", {"epochs": 4}), ("enum", {"epochs": 2})],
-    compare_budget={"relaxed": {"epochs": 20}, "enum": {"epochs": 20}, "score": {"epochs": 20}},
-    dataset_model_kwargs={"blobs": {"n_clusters": 3, "likelihood": "normal"}},
-    tour_notes={
-        "clusters_unused": "the tour trains 4 (relaxed) and 2 (enum) epochs of the 100 the defaults train: the "
-                           "clusters are still forming; at the full budget every run uses 8-10 of the 10 clusters "
-                           "(docs/models/clustering_vae.md)",
-    },
-))

@@ -1,0 +1,13 @@
+"""The clustering VAE y -> z -> x of article 002 (and its semi-supervised form with a few labels).
+
+``model.py`` states the model and guide (the generative process in its docstring) and fits them; ``nets.py``
+holds the encoders; ``objective.py`` the three ELBOs for the discrete y (relaxed, enum, score); ``fit.py`` the
+fitted model (``ClusteringVAEFit``); ``catalogue.py`` the zoo entry and the model's own engines.
+"""
+
+from probzoo.models.clustering_vae import catalogue  # noqa: F401  (registers the zoo entry and the engines)
+from probzoo.models.clustering_vae.fit import ClusteringVAEFit
+from probzoo.models.clustering_vae.model import ClusteringVAE
+from probzoo.models.clustering_vae.objective import elbo_loss
+
+__all__ = ["ClusteringVAE", "ClusteringVAEFit", "elbo_loss"]
