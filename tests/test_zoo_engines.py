@@ -130,3 +130,22 @@ def test_options_that_do_not_apply_to_the_engine_are_refused(problems):
         problems["ukr"][0].fit(*problems["ukr"][1], method="gibbs")
     with pytest.raises(ValueError, match=r"enum: an algorithm of pz.ClusteringVAE only"):
         pz.from_numpyro(lambda y: None, y=np.zeros(3)).fit(method="enum")
+
+
+def test_a_models_own_engine_runs_through_the_registry(problems):
+    """``engine(name).run`` of a model's own algorithm: on the model with its data (CD of the RBM) and on a
+    trained fit (its block sampler), with the engine's default options and the given budget."""
+    from probzoo.models.base import ModelWithData
+
+    model, (V,), _ = problems["rbm"]
+    cd = registry.engine("cd")
+    budget, options = cd.settings({"epochs": 2, "batch_size": 20, "diagnostic_chains": 0})
+    fit = cd.run(ModelWithData(model, (V,)), budget, options, 0, False)
+    assert isinstance(fit, model.fit_class) and fit.method == "cd" and fit.losses.shape == (2 * 2,)
+    direct = model.fit(V, method="cd", epochs=2, batch_size=20, diagnostic_chains=0, seed=0)
+    np.testing.assert_array_equal(fit.params["W"], direct.params["W"])  # the same program on the same inputs
+    gibbs = registry.engine("gibbs")
+    budget, options = gibbs.settings({"num_chains": 2, "num_samples": 30, "num_warmup": 5})
+    assert gibbs.supports(fit) is None and gibbs.supports(model) is not None
+    draws = gibbs.run(fit, budget, options, 0, False)
+    assert draws.method == "gibbs" and draws.samples["v"].shape == (2, 30, V.shape[1])

@@ -88,7 +88,8 @@ def engine(name: Any) -> Engine:
 
 def engines():
     """A ``pandas.DataFrame`` of every engine: name, family, what it runs, what it applies to, its budget,
-    and which models it runs on (``any`` for a generic engine; a zoo model's own algorithm names it)."""
+    and which models it runs on ("any model it supports" for a generic engine; a zoo model's own algorithm
+    names its model)."""
     import pandas as pd
 
     rows = [{"name": e.name, "family": str(e.family), "description": e.description, "applies_to": e.applies_to,
@@ -353,28 +354,29 @@ def _hmcecs_supports(model: Any) -> str | None:
     return None
 
 
-def vmapped_chains(kernel: Any, model: Any, budget: Mapping[str, Any], seed: int,
-                    fields: tuple[str, ...]) -> tuple[dict[str, Any], dict[str, Any]]:
+def vmapped_chains(kernel: Any, model_args: tuple[Any, ...], model_kwargs: Mapping[str, Any],
+                   budget: Mapping[str, Any], seed: int,
+                   fields: tuple[str, ...] = ()) -> tuple[dict[str, Any], dict[str, Any]]:
     """Chains of a kernel that NumPyro runs only one at a time, as one compiled program: a single-chain MCMC
     traced once and mapped over the chains' keys, split from the seed as NumPyro splits them for its own
     chains. No progress bar (the chains run inside one program). Returns (samples, extra fields), each with a
     leading chain axis."""
     # arrays (and dicts of arrays, such as weights) are traced as data, anything else is a constant
     arrays = [is_array(a) or (isinstance(a, dict) and bool(a) and all(map(is_array, jax.tree.leaves(a))))
-              for a in model.args]
+              for a in model_args]
 
     def one_chain(key: Any, dyn_args: list[Any], kwargs: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
         it = iter(dyn_args)
-        args = [next(it) if dynamic else a for a, dynamic in zip(model.args, arrays, strict=True)]
+        args = [next(it) if dynamic else a for a, dynamic in zip(model_args, arrays, strict=True)]
         mcmc = MCMC(kernel, num_warmup=budget["num_warmup"], num_samples=budget["num_samples"], num_chains=1,
                     progress_bar=False, jit_model_args=False)
         mcmc.run(key, *args, extra_fields=fields, **kwargs)
         return mcmc.get_samples(), mcmc.get_extra_fields()
 
     keys = jax.random.split(jax.random.PRNGKey(seed), budget["num_chains"])
-    dyn_args = [a for a, dynamic in zip(model.args, arrays, strict=True) if dynamic]
-    kwargs = {k: v for k, v in model.kwargs.items() if is_array(v)}
-    static_kwargs = {k: v for k, v in model.kwargs.items() if not is_array(v)}
+    dyn_args = [a for a, dynamic in zip(model_args, arrays, strict=True) if dynamic]
+    kwargs = {k: v for k, v in model_kwargs.items() if is_array(v)}
+    static_kwargs = {k: v for k, v in model_kwargs.items() if not is_array(v)}
     program = jax.jit(jax.vmap(lambda k, d, kw: one_chain(k, d, {**kw, **static_kwargs}), in_axes=(0, None, None)))
     return program(keys, dyn_args, kwargs)
 
@@ -391,7 +393,7 @@ def _mcmc_run(make_kernel: Callable[[Any, Any, Mapping[str, Any]], Any],
             chain_method = "parallel"
         if chain_method in (None, "vectorized") and own_chains:
             # numpyro 0.22 cannot vectorise these kernels' chains, and one by one each chain compiles anew
-            samples, extra = vmapped_chains(kernel, model, budget, seed, fields)
+            samples, extra = vmapped_chains(kernel, model.args, model.kwargs, budget, seed, fields)
             chain_method, mcmc = "vectorized", None
         else:
             r = run_mcmc(kernel, *model.args, num_warmup=budget["num_warmup"], num_samples=budget["num_samples"],

@@ -52,7 +52,6 @@ class LoopRun:
     losses: np.ndarray
     compile_time: float
     wall_time: float
-    start: int  # the step the run began at (a resumed run's checkpoint step, else 0)
 
     def __repr__(self) -> str:
         return f"LoopRun(steps={len(self.losses)}, wall_time={self.wall_time:.2f}s)"
@@ -161,4 +160,4 @@ def run_loop(
         bar.close()
     jax.block_until_ready(state)
     return LoopRun(state=state, losses=np.concatenate(loss_parts), compile_time=compile_time,
-                   wall_time=time.perf_counter() - t0, start=start)
+                   wall_time=time.perf_counter() - t0)

@@ -19,7 +19,7 @@ from typing import Any
 
 from probzoo.infer.result import Fit
 
-__all__ = ["BoundModel", "ZooModel", "register_own_engines", "runs_engines"]
+__all__ = ["BoundModel", "ModelWithData", "ZooModel", "register_own_engines", "runs_engines"]
 
 # set by the caller of fit, not options of any engine
 _CALL_ARGUMENTS = ("self", "method", "seed", "progress")
@@ -54,6 +54,15 @@ class BoundModel:
     @property
     def fit_class(self) -> Callable[..., Fit]:
         return self.build
+
+
+@dataclass(frozen=True)
+class ModelWithData:
+    """What a zoo model's own engine runs on (``engine.run(ModelWithData(vae, (X,)), ...)``): the model (or, for
+    a sampler of a trained model, its fit) and the data its method takes positionally."""
+
+    target: Any
+    args: tuple[Any, ...] = ()
 
 
 class ZooModel:
@@ -187,7 +196,7 @@ def register_own_engines(owner: type, runner: Callable[..., Any], engines: Mappi
     runs them (``owner.fit``, or a fit's ``sample``): its keyword arguments with defaults, less ``data``,
     ``method``, ``seed`` and ``progress``, are the engines' budget (the names in ``_BUDGET_NAMES``) and
     options, with the runner's defaults. ``supports(x)`` accepts an instance of ``accepts`` (default
-    ``owner``) or a model bound to one; otherwise its one-line reason says where the engine runs
+    ``owner``) or a :class:`ModelWithData` holding one; otherwise its one-line reason says where the engine runs
     (``runs_on``, where ``{name}`` stands for the engine's name; default ``pz.<owner>(...).fit(...)``).
     """
     from probzoo.core import Engine
@@ -203,15 +212,15 @@ def register_own_engines(owner: type, runner: Callable[..., Any], engines: Mappi
 
     for name, (family, description, applies_to) in engines.items():
         def supports(x: Any, name: str = name, description: str = description) -> str | None:
-            if isinstance(x, accepts) or isinstance(getattr(x, "zoo", None), accepts):
+            if isinstance(x.target if isinstance(x, ModelWithData) else x, accepts):
                 return None
             return f"{name}: an algorithm of pz.{owner.__name__} only ({description}); run it as " \
                    f"{where.format(name=name)}"
 
         def run(x: Any, budget: Mapping[str, Any], options: Mapping[str, Any], seed: int, progress: bool,
                 name: str = name) -> Any:
-            return runner(getattr(x, "zoo", x), *getattr(x, "args", ()), method=name, seed=seed, progress=progress,
-                          **budget, **options)
+            x = x if isinstance(x, ModelWithData) else ModelWithData(x)
+            return runner(x.target, *x.args, method=name, seed=seed, progress=progress, **budget, **options)
 
         register(Engine(name, family, description, applies_to, budget, options, supports, run,
                         owner=owner.__name__))

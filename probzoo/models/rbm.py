@@ -291,8 +291,11 @@ def _optimizer(learning_rate: float, momentum: float, weight_decay: float) -> op
     return optax.chain(*parts)
 
 
-def _make_epoch(tx: optax.GradientTransformation, method: str, k: int, batch_size: int, n_data: int,
+def _make_chunk(tx: optax.GradientTransformation, method: str, k: int, batch_size: int, n_data: int,
                 key_data: jax.Array) -> Callable:
+    """One epoch of CD / PCD updates as a chunk of the shared training loop (which lays its chunks out in
+    whole epochs): ``chunk(state, V, first, n)`` runs the epoch that starts at step ``first`` and returns the
+    losses, -n_visible x each minibatch's mean log sigmoid(F(v~) - F(v)), the pseudo-likelihood's scale."""
     spe = n_data // batch_size
 
     def step(st: RBMTrainState, v0: jax.Array, key: jax.Array):
@@ -318,25 +321,11 @@ def _make_epoch(tx: optax.GradientTransformation, method: str, k: int, batch_siz
         pl = jnp.mean(_pl_from_input(st.params, v0, positive.hidden_input, key_pl))
         return RBMTrainState(params, opt_state, chains if method == "pcd" else None), pl
 
-    def epoch_fn(st: RBMTrainState, V: jax.Array, epoch: jax.Array):
-        key_perm, key_steps = jax.random.split(jax.random.fold_in(key_data, epoch))
+    def chunk(st: RBMTrainState, V: jax.Array, first: jax.Array, n: jax.Array):
+        key_perm, key_steps = jax.random.split(jax.random.fold_in(key_data, first // spe))
         batches = jax.random.permutation(key_perm, n_data)[: spe * batch_size].reshape(spe, batch_size)
         keys = jax.random.split(key_steps, spe)
-
-        return jax.lax.scan(lambda s, inp: step(s, V[inp[0]], inp[1]), st, (batches, keys))
-
-    return epoch_fn
-
-
-def _make_chunk(tx: optax.GradientTransformation, method: str, k: int, batch_size: int, n_data: int,
-                key_data: jax.Array) -> Callable:
-    """One epoch as a chunk of the shared loop (which lays its chunks out in whole epochs): the losses are
-    -n_visible x each minibatch's mean log sigmoid(F(v~) - F(v)), the pseudo-likelihood's loss scale."""
-    epoch_fn = _make_epoch(tx, method, k, batch_size, n_data, key_data)
-    spe = n_data // batch_size
-
-    def chunk(st: RBMTrainState, V: jax.Array, first: jax.Array, n: jax.Array):
-        st, pl = epoch_fn(st, V, first // spe)
+        st, pl = jax.lax.scan(lambda s, inp: step(s, V[inp[0]], inp[1]), st, (batches, keys))
         return st, (-V.shape[1] * pl).astype(jnp.float32)
 
     return chunk
@@ -541,9 +530,8 @@ class RBMFit(Fit):
         from numpyro.infer.gibbs import DiscreteGibbs
 
         t0 = time.perf_counter()
-        bound = _Bound(args=(self.params,))
         budget = {"num_warmup": num_warmup, "num_samples": num_samples * thinning, "num_chains": num_chains}
-        samples, _ = vmapped_chains(DiscreteGibbs(rbm_model), bound, budget, seed, ())
+        samples, _ = vmapped_chains(DiscreteGibbs(rbm_model), (self.params,), {}, budget, seed)
         v = np.asarray(samples["v"][:, ::thinning, 0, :], np.float32)  # (chains, draws, n_visible)
         fe = np.asarray(jax.jit(free_energy)(self.params, jnp.asarray(v)))
         draws = {"v": v, "free_energy": fe}
@@ -554,14 +542,6 @@ class RBMFit(Fit):
         return replace(self, method="discrete-gibbs", idata=idata, samples=draws,
                        wall_time=time.perf_counter() - t0, compile_time=float("nan"), seed=seed, info=info,
                        _log_z_cache=self._log_z_cache)
-
-
-@dataclass(frozen=True)
-class _Bound:
-    """The RBM's NumPyro model bound to trained weights (what the generic chain runner needs)."""
-
-    args: tuple[Any, ...]
-    kwargs: dict[str, Any] = field(default_factory=dict)
 
 
 @register_model
