@@ -1,7 +1,9 @@
-"""The zoo's registry: model classes (for ``load``) and CLI entries (for ``probzoo list/fit/tour``).
+"""The zoo's catalogue: model classes (for ``load``) and one CLI entry per model (for ``probzoo list/fit/tour``).
 
-Each model module registers its class with :func:`register_model` and one :class:`ZooEntry` with
-:func:`register_entry`; the CLI and the tour know nothing model-specific beyond what an entry says.
+Each model package registers its class with :func:`register_model`; each module of this package
+(``probzoo.zoo.mdn``, ...) registers one :class:`ZooEntry` with :func:`register_entry`: the data sets the CLI
+offers, the tour's budgets and the report's figures. The models know nothing of their entries, and the CLI
+and the tour know nothing model-specific beyond what an entry says.
 """
 
 from __future__ import annotations
@@ -17,9 +19,11 @@ __all__ = ["ZooEntry", "entries", "get_entry", "methods_table", "model_class", "
 _MODEL_CLASSES: dict[str, type] = {}
 _ENTRIES: dict[str, ZooEntry] = {}
 
-# Modules that register zoo models; imported lazily so that ``import probzoo.zoo`` stays cheap.
+# Packages that register zoo models, and the catalogue's entries for them, in the catalogue's order; imported
+# lazily so that ``import probzoo.zoo`` stays cheap.
 MODEL_MODULES = ("probzoo.models.mdn", "probzoo.models.ukr", "probzoo.models.clustering_vae", "probzoo.models.rbm",
                  "probzoo.models.numpyro_model")
+ENTRY_MODULES = ("probzoo.zoo.mdn", "probzoo.zoo.ukr", "probzoo.zoo.clustering_vae", "probzoo.zoo.rbm")
 
 
 @dataclass
@@ -71,8 +75,8 @@ def register_entry(entry: ZooEntry) -> ZooEntry:
     return entry
 
 
-def _import_models() -> None:
-    for mod in MODEL_MODULES:
+def _import(modules: tuple[str, ...]) -> None:
+    for mod in modules:
         try:
             importlib.import_module(mod)
         except ModuleNotFoundError as err:
@@ -81,14 +85,14 @@ def _import_models() -> None:
 
 
 def model_class(name: str) -> type:
-    _import_models()
+    _import(MODEL_MODULES)
     if name not in _MODEL_CLASSES:
         raise ValueError(f"model: unknown model class {name!r}; known: {', '.join(sorted(_MODEL_CLASSES))}")
     return _MODEL_CLASSES[name]
 
 
 def entries() -> dict[str, ZooEntry]:
-    _import_models()
+    _import(ENTRY_MODULES)
     return dict(_ENTRIES)
 
 

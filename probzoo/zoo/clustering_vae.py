@@ -1,5 +1,4 @@
-"""The clustering VAE's entry in the zoo's catalogue (data sets, report figures, tour budgets) and its
-own engines in pz.engines()."""
+"""The clustering VAE's entry in the zoo's catalogue: its data sets, report figures and tour budgets."""
 
 from __future__ import annotations
 
@@ -9,8 +8,6 @@ from typing import Any
 
 import numpy as np
 
-from probzoo.core import Family
-from probzoo.models.base import register_own_engines
 from probzoo.models.clustering_vae.fit import ClusteringVAEFit
 from probzoo.models.clustering_vae.model import ClusteringVAE
 from probzoo.models.clustering_vae.nets import METHODS
@@ -61,16 +58,6 @@ def _report(fit: ClusteringVAEFit, data: tuple[Any, ...], extras: dict[str, Any]
                                         title=f"2-D toy ({fit.method}): points coloured by argmax q(y | x)"))
         figs.append(cplots.toy_generated(fit, out_dir / "generated.png"))
     return scores, figs
-
-
-register_own_engines(ClusteringVAE, ClusteringVAE.fit, {
-    "relaxed": (Family.VARIATIONAL, "Trace_ELBO with y relaxed to a Concrete (Gumbel-softmax) sample",
-                "the clustering VAE's discrete y"),
-    "enum": (Family.VARIATIONAL, "TraceEnum_ELBO: y summed out exactly (funsor enumeration)",
-             "the clustering VAE's discrete y"),
-    "score": (Family.VARIATIONAL, "TraceGraph_ELBO: y sampled, score-function gradients",
-              "the clustering VAE's discrete y"),
-}, data=("X", "labels"))
 
 
 register_entry(ZooEntry(
