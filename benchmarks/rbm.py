@@ -43,7 +43,7 @@ from sklearn.neural_network import BernoulliRBM  # noqa: E402
 
 import probzoo as pz  # noqa: E402
 from probzoo.infer import arviz_io  # noqa: E402
-from probzoo.infer.gibbs import check_rbm_params, free_energy  # noqa: E402
+from probzoo.models.rbm.energy import check_rbm_params, free_energy  # noqa: E402
 from probzoo.models import rbm as R  # noqa: E402
 from probzoo.validation import check_choice, check_int, check_seed  # noqa: E402
 

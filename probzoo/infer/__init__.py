@@ -7,7 +7,6 @@ from probzoo.cache import enable_compilation_cache
 enable_compilation_cache()
 
 from probzoo.infer.checkpoint import CorruptFileError  # noqa: E402
-from probzoo.infer.gibbs import RBMGibbs  # noqa: E402
 from probzoo.infer.loop import LoopRun, NonFiniteLossError, run_loop  # noqa: E402
 from probzoo.infer.mcmc import MCMCRun, run_mcmc  # noqa: E402
 from probzoo.infer.posterior import guide_draws, mcmc_inference_data, svi_inference_data  # noqa: E402
@@ -31,3 +30,13 @@ __all__ = [
     "run_svi",
     "svi_inference_data",
 ]
+
+
+def __getattr__(name: str) -> object:
+    # pz.infer.RBMGibbs is the public name of the RBM's block-Gibbs kernel, which lives with its model
+    # (probzoo.models.rbm.gibbs); imported on first use, as this package knows no model by name.
+    if name == "RBMGibbs":
+        from probzoo.models.rbm.gibbs import RBMGibbs
+
+        return RBMGibbs
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
