@@ -81,7 +81,7 @@ def main() -> None:
             "posterior_mean_reconstruction_error": float(fit.idata.posterior["recon_error"].mean()),
             "posterior_mean_s": float(fit.idata.posterior["s"].mean()),
             "trustworthiness": trustworthiness(Zs, fit.latents),
-            "diagnostics": fit.info["diagnostics"], "divergences": fit.info["divergences"],
+            "diagnostics": fit.diagnostics(), "divergences": fit.info["divergences"],
             "mean_leapfrog_steps": fit.info["mean_leapfrog_steps"], "sampling_wall_time_s": fit.wall_time,
             "files": [str(traces), str(figure)],
         }

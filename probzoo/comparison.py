@@ -111,19 +111,18 @@ def _finite_float(x: Any) -> float:
 
 
 def _mcmc_diagnostics(fit: Any) -> dict[str, float]:
-    post = fit.idata.posterior
-    names = fit.diagnostic_sites  # raw latents identified only up to a symmetry would report non-convergence
-    rhat = arviz_io.rhat(post, var_names=names)
-    ess = arviz_io.ess(post, var_names=names, method="bulk")
-    # r_hat is undefined (nan) for a single chain: the worst of the finite values, else nan
-    r_values = np.concatenate([np.ravel(rhat[v].values) for v in rhat.data_vars])
-    e_values = np.concatenate([np.ravel(ess[v].values) for v in ess.data_vars])
-    worst_rhat = float(np.max(r_values[np.isfinite(r_values)], initial=-np.inf))
-    min_ess = float(np.min(e_values[np.isfinite(e_values)], initial=np.inf))
-    worst_rhat = worst_rhat if np.isfinite(worst_rhat) else float("nan")
-    min_ess = min_ess if np.isfinite(min_ess) else float("nan")
-    return {"r_hat_max": worst_rhat, "ess_bulk_min": min_ess,
-            "ess_bulk_per_s": min_ess / max(fit.run_time, 1e-9)}
+    """The table's MCMC columns, from ``fit.diagnostics()`` (read on the model's invariant quantities where it
+    names them: raw latents identified only up to a symmetry would report non-convergence)."""
+    d = fit.diagnostics()
+    row = {k: _finite_float(d.get(k)) for k in ("r_hat_max", "ess_bulk_min", "ess_tail_min", "ess_per_grad",
+                                               "divergences")}
+    row["ess_bulk_per_s"] = row["ess_bulk_min"] / max(fit.run_time, 1e-9)
+    return row
+
+
+def _variational_diagnostics(fit: Any) -> dict[str, float]:
+    """The table's k-hat column (nan for point estimates and fits that record none)."""
+    return {"khat": _finite_float(fit.diagnostics().get("khat"))}
 
 
 def _family(method: str, fit: Any) -> str:
@@ -248,6 +247,8 @@ def compare(
         row.update({k: _finite_float(v) for k, v in scores.items()})
         if getattr(fit, "is_mcmc", False) and fit.idata is not None and "posterior" in fit.idata.groups():
             row.update(_mcmc_diagnostics(fit))
+        elif hasattr(fit, "diagnostics"):
+            row.update(_variational_diagnostics(fit))
         row["score_s"] = time.perf_counter() - t_score  # what the table's scores cost on top of the fit
         rows.append(row)
 

@@ -33,6 +33,12 @@ _ESS = _bands(lambda v: v >= 400, lambda v: v >= 100,
               ("at least 400 effective draws", "100-400 effective draws: means are usable, tails are not",
                "fewer than 100 effective draws: too few to estimate even the mean reliably"))
 
+# k-hat: Yao, Vehtari, Simpson & Gelman (2018): below 0.5 importance sampling corrects q, above 0.7 it cannot
+_KHAT = _bands(lambda v: v < 0.5, lambda v: v < 0.7,
+               ("k-hat < 0.5: the approximation is close to the posterior",
+                "0.5 <= k-hat < 0.7: usable, but the approximation's tails are off",
+                "k-hat >= 0.7: the approximation misses posterior mass; do not trust its variances or tails"))
+
 
 class Column(NamedTuple):
     meaning: str
@@ -67,6 +73,19 @@ COLUMNS: dict[str, Column] = {
     "ess_bulk_min": Column("smallest bulk effective sample size over the diagnosed quantities", "higher",
                            _ESS),
     "ess_bulk_per_s": Column("ess_bulk_min per second of run time", "higher"),
+    "ess_tail_min": Column("smallest tail (5% and 95% quantile) effective sample size over the diagnosed "
+                           "quantities", "higher", _ESS),
+    "ess_per_grad": Column("ess_bulk_min per gradient evaluation, warm-up and sampling leapfrog steps counted "
+                           "(nan for gradient-free samplers)", "higher"),
+    "divergences": Column("divergent transitions after warm-up (HMC/NUTS); any is a warning of a geometry the "
+                          "sampler cannot follow", "lower",
+                          _bands(lambda v: v == 0, lambda v: v <= 5,
+                                 ("no divergent transitions", "a few divergent transitions: raise "
+                                  "target_accept_prob or reparametrise", "many divergent transitions: the draws "
+                                  "miss part of the posterior"))),
+    # variational diagnostics
+    "khat": Column("PSIS k-hat of log p(theta, data) - log q(theta) over 1,000 guide draws (Yao et al. 2018); "
+                   "how far the approximation is from the posterior", "lower", _KHAT),
     "r_hat_recon_error": Column("UKR NUTS: r_hat of the reconstruction error (rotation-invariant)", "lower",
                                 _R_HAT),
     "r_hat_pair_dist": Column("UKR NUTS: worst r_hat of the distances of 10 fixed latent pairs", "lower", _R_HAT),

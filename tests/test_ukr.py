@@ -173,7 +173,7 @@ def test_nuts_records_invariants_and_round_trips(tmp_path):
     for name in ("recon_error", "latent_rms", "s"):
         assert post[name].shape == (2, 50)
     assert post["pair_dist"].shape == (2, 50, 10)
-    diag = fit.info["diagnostics"]
+    diag = fit.diagnostics()["quantities"]
     names = ("recon_error", "pair_dist", "latent_rms", "s")
     assert tuple(fit.diagnostic_sites) == names
     for name in names:
@@ -198,7 +198,7 @@ def test_nuts_records_invariants_and_round_trips(tmp_path):
     assert trustworthiness(Z, fit.latents) > 0.9
     loaded = pz.load(fit.save(tmp_path / "nuts"))
     np.testing.assert_array_equal(loaded.latents, fit.latents)
-    assert loaded.diagnostics() == fit.info["diagnostics"]
+    assert loaded.diagnostics() == fit.diagnostics()
 
 
 @pytest.mark.reproducibility
@@ -215,7 +215,7 @@ def test_nuts_mixes_on_the_invariants():
     Y, _ = pz.data.saddle(25, grid=True)
     fit = pz.UKR().fit(Y, method="nuts", num_warmup=300, num_samples=600, num_chains=2, max_tree_depth=8,
                        map_steps=500, seed=0)
-    diag = fit.info["diagnostics"]
+    diag = fit.diagnostics()["quantities"]
     for name in fit.diagnostic_sites:
         assert diag[name]["ess_bulk_min"] > 10, (name, diag[name])
         assert diag[name]["r_hat_max"] < 1.2, (name, diag[name])

@@ -41,7 +41,15 @@ from numpyro.primitives import Messenger
 
 from probzoo.core import Engine, Family
 from probzoo.infer import arviz_io
-from probzoo.infer.mcmc import run_mcmc
+from probzoo.infer.diagnostics import (
+    KHAT_DRAWS,
+    gradients_per_step,
+    guide_log_ratios,
+    psis_khat,
+    record_gradients,
+    record_variational,
+)
+from probzoo.infer.mcmc import run_counting_gradients, run_mcmc
 from probzoo.infer.programs import is_array
 from probzoo.infer.svi import OrderedTraceELBO, run_svi
 from probzoo.validation import check_int, check_positive
@@ -242,8 +250,16 @@ def _svi_run(make_guide: Callable[[Any, Any, Mapping[str, Any]], Any], point: bo
         params = jax.tree.map(np.asarray, svi.params)  # a flow's parameters are nested
         info = {"num_steps": num_steps, "final_loss": float(np.mean(svi.losses[-max(1, num_steps // 20):])),
                 "point_estimate": point, "num_draws": n, "setup_time": svi.setup_time}
-        return _make_fit(model, eng, params=params, draws=draws, chains=False, losses=svi.losses,
-                         wall=time.perf_counter() - t0, compile_time=svi.compile_time, seed=seed, info=info)
+        log_ratios = None
+        if not point:  # the evidence of the fit's quality: PSIS k-hat over the guide's draws
+            log_ratios = guide_log_ratios(model.model, guide, svi.params, model.args, model.kwargs,
+                                          num_draws=max(KHAT_DRAWS, num_draws), seed=seed + 2)
+            info["khat"] = psis_khat(log_ratios)
+        fit = _make_fit(model, eng, params=params, draws=draws, chains=False, losses=svi.losses,
+                        wall=time.perf_counter() - t0, compile_time=svi.compile_time, seed=seed, info=info)
+        if log_ratios is not None:
+            record_variational(fit.idata, svi.losses, log_ratios)
+        return fit
 
     return run
 
@@ -360,7 +376,8 @@ def vmapped_chains(kernel: Any, model_args: tuple[Any, ...], model_kwargs: Mappi
     """Chains of a kernel that NumPyro runs only one at a time, as one compiled program: a single-chain MCMC
     traced once and mapped over the chains' keys, split from the seed as NumPyro splits them for its own
     chains. No progress bar (the chains run inside one program). Returns (samples, extra fields), each with a
-    leading chain axis."""
+    leading chain axis; for kernels that count gradient evaluations, the extra fields include ``warmup_steps``
+    and ``sample_steps`` (leapfrog steps per iteration)."""
     # arrays (and dicts of arrays, such as weights) are traced as data, anything else is a constant
     arrays = [is_array(a) or (isinstance(a, dict) and bool(a) and all(map(is_array, jax.tree.leaves(a))))
               for a in model_args]
@@ -370,8 +387,11 @@ def vmapped_chains(kernel: Any, model_args: tuple[Any, ...], model_kwargs: Mappi
         args = [next(it) if dynamic else a for a, dynamic in zip(model_args, arrays, strict=True)]
         mcmc = MCMC(kernel, num_warmup=budget["num_warmup"], num_samples=budget["num_samples"], num_chains=1,
                     progress_bar=False, jit_model_args=False)
-        mcmc.run(key, *args, extra_fields=fields, **kwargs)
-        return mcmc.get_samples(), mcmc.get_extra_fields()
+        warm, steps = run_counting_gradients(mcmc, key, tuple(args), kwargs, fields)
+        extra = mcmc.get_extra_fields()
+        if steps is not None:  # gradient evaluations per iteration (one chain's)
+            extra = {**extra, "warmup_steps": warm[0], "sample_steps": steps[0]}
+        return mcmc.get_samples(), extra
 
     keys = jax.random.split(jax.random.PRNGKey(seed), budget["num_chains"])
     dyn_args = [a for a, dynamic in zip(model_args, arrays, strict=True) if dynamic]
@@ -395,12 +415,17 @@ def _mcmc_run(make_kernel: Callable[[Any, Any, Mapping[str, Any]], Any],
             # numpyro 0.22 cannot vectorise these kernels' chains, and one by one each chain compiles anew
             samples, extra = vmapped_chains(kernel, model.args, model.kwargs, budget, seed, fields)
             chain_method, mcmc = "vectorized", None
+            warm, steps = extra.pop("warmup_steps", None), extra.pop("sample_steps", None)
         else:
             r = run_mcmc(kernel, *model.args, num_warmup=budget["num_warmup"], num_samples=budget["num_samples"],
                          num_chains=budget["num_chains"], seed=seed, progress=progress, chain_method=chain_method,
                          extra_fields=fields, **model.kwargs)
             mcmc, chain_method = r.mcmc, r.chain_method
             samples, extra = mcmc.get_samples(group_by_chain=True), mcmc.get_extra_fields(group_by_chain=True)
+            warm, steps = r.warmup_steps, r.sample_steps
+        if (per_step := gradients_per_step(kernel)) is not None:  # BarkerMH: one gradient an iteration; SA: none
+            warm = np.full((budget["num_chains"], budget["num_warmup"]), per_step, np.int32)
+            steps = np.full((budget["num_chains"], budget["num_samples"]), per_step, np.int32)
         draws = {k: np.asarray(v) for k, v in samples.items()
                  if k in latent_sites(model) or k in _deterministic(model)}
         info: dict[str, Any] = {"num_warmup": budget["num_warmup"], "num_samples": budget["num_samples"],
@@ -418,9 +443,13 @@ def _mcmc_run(make_kernel: Callable[[Any, Any, Mapping[str, Any]], Any],
             else arviz_io.from_mcmc(mcmc, attrs={"engine": eng.name})
         stats = {name: np.asarray(extra[key]) for key, name in (("diverging", "diverging"), ("num_steps", "n_steps"))
                  if key in extra}
-        return _make_fit(model, eng, params={k: v.mean(axis=(0, 1)) for k, v in draws.items()}, draws=draws,
-                         chains=True, losses=np.zeros((0,), np.float32), wall=time.perf_counter() - t0,
-                         compile_time=float("nan"), seed=seed, info=info, idata=idata, sample_stats=stats)
+        if steps is not None:
+            info["grad_evals"] = int(np.sum(steps) + (0 if warm is None else np.sum(warm)))
+        fit = _make_fit(model, eng, params={k: v.mean(axis=(0, 1)) for k, v in draws.items()}, draws=draws,
+                        chains=True, losses=np.zeros((0,), np.float32), wall=time.perf_counter() - t0,
+                        compile_time=float("nan"), seed=seed, info=info, idata=idata, sample_stats=stats)
+        record_gradients(fit.idata, warm, steps)
+        return fit
 
     return run
 

@@ -7,12 +7,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import jax
+import numpy as np
 from numpyro.infer import MCMC
 from numpyro.infer.mcmc import MCMCKernel
 
+from probzoo.infer.diagnostics import gradient_field
 from probzoo.validation import check_choice, check_int, check_seed
 
-__all__ = ["MCMCRun", "choose_chain_method", "run_mcmc"]
+__all__ = ["MCMCRun", "choose_chain_method", "run_counting_gradients", "run_mcmc"]
 
 
 @dataclass
@@ -20,6 +22,9 @@ class MCMCRun:
     mcmc: MCMC
     wall_time: float
     chain_method: str
+    # gradient evaluations (leapfrog steps) per iteration, (chain, draw), for kernels that count them
+    warmup_steps: np.ndarray | None = None
+    sample_steps: np.ndarray | None = None
 
     def __repr__(self) -> str:
         return (f"MCMCRun({type(self.mcmc.sampler).__name__}, num_chains={self.mcmc.num_chains}, "
@@ -67,6 +72,35 @@ def run_mcmc(
     mcmc = MCMC(kernel, num_warmup=num_warmup, num_samples=num_samples, num_chains=num_chains,
                 thinning=thinning, chain_method=method, progress_bar=progress)
     t0 = time.perf_counter()
-    mcmc.run(jax.random.PRNGKey(seed), *args, init_params=init_params, extra_fields=extra_fields, **kwargs)
+    warmup_steps, sample_steps = run_counting_gradients(mcmc, jax.random.PRNGKey(seed), args, kwargs,
+                                                        extra_fields, init_params=init_params)
     jax.block_until_ready(mcmc.get_samples())
-    return MCMCRun(mcmc=mcmc, wall_time=time.perf_counter() - t0, chain_method=method)
+    return MCMCRun(mcmc=mcmc, wall_time=time.perf_counter() - t0, chain_method=method,
+                   warmup_steps=None if warmup_steps is None else np.asarray(warmup_steps),
+                   sample_steps=None if sample_steps is None else np.asarray(sample_steps))
+
+
+def run_counting_gradients(mcmc: MCMC, rng_key: Any, args: tuple, kwargs: dict[str, Any],
+                           extra_fields: tuple[str, ...] = (), init_params: Any = None) -> tuple[Any, Any]:
+    """``mcmc.run`` that also returns the gradient evaluations (leapfrog steps) of every warm-up and sampling
+    iteration, each (chain, draw), for kernels that count them (None, None otherwise).
+
+    Warm-up runs apart (``MCMC.warmup`` collecting its ``num_steps``), then sampling continues from the
+    warmed-up state with that state's own keys: the chains are those of a single ``run``.
+    """
+    field = gradient_field(mcmc.sampler)
+    if field is None:
+        mcmc.run(rng_key, *args, init_params=init_params, extra_fields=extra_fields, **kwargs)
+        return None, None
+    fields = tuple(dict.fromkeys((*extra_fields, field)))
+    warm = None
+    if mcmc.num_warmup > 0:
+        mcmc.warmup(rng_key, *args, collect_warmup=True, extra_fields=(field,), init_params=init_params, **kwargs)
+        warm = mcmc.get_extra_fields(group_by_chain=True)[field]
+        rng_key = mcmc.post_warmup_state.rng_key
+        init_params = None  # sampling continues from the warmed-up state
+    mcmc.run(rng_key, *args, init_params=init_params, extra_fields=fields, **kwargs)
+    steps = mcmc.get_extra_fields(group_by_chain=True)[field]
+    if warm is None:
+        warm = np.zeros(np.shape(steps)[:1] + (0,), np.int32)
+    return warm, steps

@@ -127,6 +127,19 @@ class Fit:
         spe = int(self.info.get("steps_per_epoch") or 1)
         return np.array([losses[i:i + spe].mean() for i in range(0, len(losses), spe)])
 
+    def diagnostics(self) -> dict[str, Any]:
+        """The evidence of the fit's quality (:mod:`probzoo.infer.diagnostics`), read from its InferenceData.
+
+        MCMC: ``r_hat_max``, ``ess_bulk_min``, ``ess_tail_min`` (on the model's invariant quantities where it
+        names them, else the raw sites; ``read_on`` says which; ``quantities`` has every one, labelled),
+        ``ess_per_grad`` (bulk ESS per gradient evaluation, warm-up and sampling leapfrog steps counted),
+        ``grad_evals`` and ``divergences``. Variational: ``khat`` (PSIS shape of log p(theta, data) -
+        log q(theta) over 1,000 guide draws) and its ``khat_reading`` (good < 0.5 <= usable < 0.7 <=
+        unreliable). A point estimate: ``khat`` None and ``khat_reason``."""
+        from probzoo.infer.diagnostics import fit_diagnostics
+
+        return fit_diagnostics(self)
+
     def summary(self, var_names: list[str] | None = None):
         """``az.summary`` of the posterior. r_hat/ESS are shown only for MCMC fits: a variational fit has
         one set of guide draws, not independent chains, so those columns would not mean convergence.

@@ -31,8 +31,9 @@ def _report(fit: UKRFit, data: tuple[Any, ...], extras: dict[str, Any], out_dir:
     if Z is not None:
         metrics["trustworthiness"] = trustworthiness(Z, fit.latents)
     if fit.is_mcmc:
-        metrics["r_hat_recon_error"] = fit.info["diagnostics"]["recon_error"]["r_hat_max"]
-        metrics["r_hat_pair_dist"] = fit.info["diagnostics"]["pair_dist"]["r_hat_max"]
+        quantities = fit.diagnostics()["quantities"]
+        metrics["r_hat_recon_error"] = quantities["recon_error"]["r_hat_max"]
+        metrics["r_hat_pair_dist"] = quantities["pair_dist"]["r_hat_max"]
     color = data[0][:, 0]
     paths = [ukr_plots.wireframe(fit, out_dir / f"ukr_{fit.method}_wireframe.png", color=color)]
     if fit.is_mcmc:  # the invariants' traces per chain next to a raw latent coordinate

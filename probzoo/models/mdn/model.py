@@ -40,6 +40,7 @@ from numpyro.ops.indexing import Vindex
 from probzoo.core import Family
 from probzoo.infer import arviz_io
 from probzoo.infer import engines as _engines
+from probzoo.infer.diagnostics import guide_log_ratios, psis_khat, record_gradients, record_variational
 from probzoo.infer.mcmc import run_mcmc
 from probzoo.infer.posterior import mcmc_inference_data
 from probzoo.infer.svi import OrderedTraceELBO, run_svi
@@ -290,6 +291,10 @@ class MDN(ZooModel):
         fit = MDNFit.build(self, method, x, draws, params=_nest(params), losses=run.losses,
                            wall_time=run.wall_time, compile_time=run.compile_time, seed=seed, info=info)
         fit.idata = fit.inference_data(x, y, seed=seed)
+        if method != "map":  # the evidence of the fit's quality: PSIS k-hat over the guide's draws
+            log_ratios = guide_log_ratios(self.model, guide, run.params, (x, y), seed=seed + 2)
+            fit.info["khat"] = psis_khat(log_ratios)
+            record_variational(fit.idata, run.losses, log_ratios)
         return fit
 
     # every other engine of the registry, on the closed-form mixture
@@ -376,7 +381,7 @@ class MDN(ZooModel):
         samples = {k: np.asarray(v) for k, v in run.mcmc.get_samples().items() if k.startswith(NET + "/")}
         idata = mcmc_inference_data(run.mcmc, observed_site="y", predictive_args=(x,), seed=seed,
                                     attrs={"model": "MDN", "method": "nuts"})
-        idata = arviz_io.netcdf_safe(idata)
+        idata = record_gradients(arviz_io.netcdf_safe(idata), run.warmup_steps, run.sample_steps)
         info = {"n_train": n, "d": d, "mcmc": True, "num_samples": num_samples, "num_warmup": num_warmup,
                 "num_chains": num_chains, "chain_method": run.chain_method, "max_tree_depth": max_tree_depth}
         fit = MDNFit.build(self, "nuts", x, samples, params={}, idata=idata, wall_time=run.wall_time,

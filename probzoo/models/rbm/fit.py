@@ -40,6 +40,11 @@ class RBMFit(Fit):
 
     _log_z_cache: dict[Any, LogPartition] = field(default_factory=dict, repr=False, compare=False)
 
+    @property
+    def diagnostic_sites(self) -> list[str] | None:
+        """Chains of samples: the free energy F(v), the sampler's potential (the raw v are binary pixels)."""
+        return ["free_energy"] if self.is_mcmc else None
+
     # -- basic quantities
     @property
     def n_visible(self) -> int:

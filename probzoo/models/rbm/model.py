@@ -247,6 +247,8 @@ class RBM(ZooModel):
         if method == "pcd":
             arrays["chains"] = np.asarray(state.chains.z["v"])
         info = {"mcmc": False, "family": "custom", "k": k, "epochs": epochs, "batch_size": batch_size,
+                "khat_reason": "not applicable: contrastive divergence fits the parameters, not a distribution "
+                               "over them; the held-out log-likelihood (fit.evaluate) judges the fit",
                 "steps_per_epoch": spe,
                 "learning_rate": learning_rate, "momentum": momentum, "weight_decay": weight_decay,
                 "n_chains": n_chains if method == "pcd" else None, "n_visible": n_visible,

@@ -9,7 +9,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from probzoo.infer import arviz_io
 from probzoo.infer.result import Fit
 from probzoo.models.ukr.kernel import auto_block_size, nadaraya_watson
 from probzoo.models.ukr.projection import _log_marginal, _log_mean_exp, _transform
@@ -128,22 +127,3 @@ class UKRFit(Fit):
     def diagnostic_sites(self) -> list[str]:
         """The rotation/reflection-invariant quantities that r_hat/ESS are read on."""
         return ["recon_error", "pair_dist", "latent_rms"] + (["s"] if self.model.noise is None else [])
-
-    def diagnostics(self) -> dict[str, dict[str, Any]]:
-        """r_hat and bulk ESS (ArviZ) of the invariant quantities, and the r_hat of the raw latents ``x`` for
-        contrast; each entry says whether its quantity is ``invariant``.
-
-        Raw latents are identified only up to rotation/reflection: their r_hat across chains that
-        settled in different orientations is large by construction and says nothing about convergence.
-        """
-        if not self.is_mcmc:
-            raise ValueError("diagnostics: r_hat/ESS need MCMC chains; this is a map fit")
-        names = self.diagnostic_sites
-        rhat = arviz_io.rhat(self.idata, var_names=names + ["x"])
-        ess = arviz_io.ess(self.idata, var_names=names)
-        out: dict[str, dict[str, Any]] = {
-            v: {"r_hat_max": float(np.max(rhat[v].values)), "ess_bulk_min": float(np.min(ess[v].values)),
-                "invariant": True} for v in names}
-        # the raw latents for contrast: identified only up to rotation/reflection ("invariant": False)
-        out["x"] = {"r_hat_max": float(np.max(rhat["x"].values)), "invariant": False}
-        return out

@@ -39,6 +39,7 @@ from numpyro.optim import _NumPyroOptim, optax_to_numpyro
 
 from probzoo.infer import arviz_io
 from probzoo.infer import engines as _engines
+from probzoo.infer.diagnostics import record_gradients
 from probzoo.infer.mcmc import run_mcmc
 from probzoo.infer.posterior import svi_inference_data
 from probzoo.infer.svi import run_svi
@@ -343,8 +344,11 @@ class UKR(ZooModel):
                 "max_tree_depth": max_tree_depth, "map_steps": map_steps,
                 "divergences": int(np.sum(np.asarray(extra[fields[0]]))),
                 "mean_leapfrog_steps": float(np.mean(np.asarray(extra[fields[1]])))}
-        return self._fit_from_draws(Y, X0, "nuts", draws, info=info, seed=seed, wall_time=run.wall_time,
-                                    compile_time=float("nan"))
+        stats = {"diverging": np.asarray(extra[fields[0]]), "n_steps": np.asarray(extra[fields[1]])}
+        fit = self._fit_from_draws(Y, X0, "nuts", draws, info=info, seed=seed, wall_time=run.wall_time,
+                                   compile_time=float("nan"), sample_stats=stats)
+        record_gradients(fit.idata, run.warmup_steps)
+        return fit
 
     def _fit_from_draws(self, Y: np.ndarray, X0: np.ndarray, method: str, draws: dict[str, np.ndarray], *,
                         info: dict[str, Any], seed: int, wall_time: float, compile_time: float,
@@ -378,8 +382,6 @@ class UKR(ZooModel):
                      losses=np.zeros((0,), np.float32) if losses is None else np.asarray(losses),
                      arrays={"Y": Y, "init": np.asarray(X0)}, wall_time=wall_time, compile_time=compile_time,
                      seed=seed, info={"n": len(Y), **info})
-        if mcmc:
-            fit.info["diagnostics"] = fit.diagnostics()
         fit.info["reconstruction_error"] = fit.reconstruction_error()
         return fit
 
