@@ -178,13 +178,16 @@ def _prepare(entry: Any, method: str, dataset: str, seed: int, model_kwargs: dic
 
 def _fit_one(entry: Any, model: Any, method: str, dataset: str, data: tuple[Any, ...], extras: dict[str, Any],
              seed: int, progress: bool, out: Path, fit_kwargs: dict[str, Any], save: bool = True) -> dict[str, Any]:
+    from probzoo.infer.diagnostics import table_columns
+
     t0 = time.perf_counter()
     fit = model.fit(*data, method=method, seed=seed, progress=progress, **fit_kwargs)
     seconds = time.perf_counter() - t0
     metrics, figures = entry.report(fit, data, extras, out)
     if save:
         fit.save(out / "fit", overwrite=True)
-    row = {"model": entry.name, "method": method, "data": dataset, "seconds": seconds, **metrics}
+    diagnostics = {k: v for k, v in table_columns(fit, finite_only=True).items() if k not in metrics}
+    row = {"model": entry.name, "method": method, "data": dataset, "seconds": seconds, **metrics, **diagnostics}
     return {"row": row, "figures": [Path(f) for f in figures], "fit": fit}
 
 

@@ -3,7 +3,8 @@
 Every zoo model's fit has ``evaluate(*heldout, **extras) -> dict`` (with ``"lpd"``, the mean held-out
 log predictive density per point, where the model has one); this module adds what is common to all:
 timing (compile apart from run), ELPD-LOO from the fit's pointwise log-likelihood, ``az.compare`` across
-the methods, and for MCMC fits the worst r_hat and the bulk ESS per second.
+the methods, and each fit's diagnostics (``fit.diagnostics()``): for MCMC fits the worst r_hat, the bulk and
+tail ESS, ESS per second and per gradient and the divergences; for the others PSIS k-hat.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from probzoo.infer import arviz_io
+from probzoo.infer.diagnostics import table_columns
 from probzoo.validation import check_int, check_probability, check_seed
 
 __all__ = ["ComparisonError", "compare", "compare_entry", "comparison_figure", "parse_method"]
@@ -113,16 +115,9 @@ def _finite_float(x: Any) -> float:
 def _mcmc_diagnostics(fit: Any) -> dict[str, float]:
     """The table's MCMC columns, from ``fit.diagnostics()`` (read on the model's invariant quantities where it
     names them: raw latents identified only up to a symmetry would report non-convergence)."""
-    d = fit.diagnostics()
-    row = {k: _finite_float(d.get(k)) for k in ("r_hat_max", "ess_bulk_min", "ess_tail_min", "ess_per_grad",
-                                               "divergences")}
+    row = table_columns(fit)
     row["ess_bulk_per_s"] = row["ess_bulk_min"] / max(fit.run_time, 1e-9)
     return row
-
-
-def _variational_diagnostics(fit: Any) -> dict[str, float]:
-    """The table's k-hat column (nan for point estimates and fits that record none)."""
-    return {"khat": _finite_float(fit.diagnostics().get("khat"))}
 
 
 def _family(method: str, fit: Any) -> str:
@@ -248,7 +243,7 @@ def compare(
         if getattr(fit, "is_mcmc", False) and fit.idata is not None and "posterior" in fit.idata.groups():
             row.update(_mcmc_diagnostics(fit))
         elif hasattr(fit, "diagnostics"):
-            row.update(_variational_diagnostics(fit))
+            row.update(table_columns(fit))
         row["score_s"] = time.perf_counter() - t_score  # what the table's scores cost on top of the fit
         rows.append(row)
 

@@ -129,6 +129,12 @@ COLUMNS: dict[str, Column] = {
                                       ("every log-likelihood is known to about 0.25 nats",
                                        "log-likelihoods are uncertain by up to a nat",
                                        "log-likelihoods are uncertain by more than a nat: run more AIS"))),
+    "log_likelihood_se": Column("standard error of log_likelihood (log Z's; 0 when exact)", "lower"),
+    "log_likelihood_raise": Column("held-out mean log-likelihood per image by reverse AIS (RAISE), nats: on "
+                                   "average an under-estimate, where log_likelihood by AIS is an over-estimate",
+                                   "higher"),
+    "log_likelihood_raise_se": Column("standard error of log_likelihood_raise (spread of the per-image runs)",
+                                      "lower"),
     "pseudo_likelihood": Column("held-out log pseudo-likelihood per image, summed over the pixels", "higher"),
     "base_rate_log_likelihood": Column("log-likelihood of the independent-pixel base-rate model: a floor", None),
     "train_pseudo_likelihood_article": Column("training pseudo-likelihood on the article's scale", "higher"),

@@ -138,3 +138,10 @@ def test_compare_shows_khat_and_ess_per_gradient():
     assert np.isnan(table.loc["map", "khat"]) and np.isfinite(table.loc["meanfield", "khat"])
     assert np.isfinite(table.loc["nuts", "ess_per_grad"]) and np.isnan(table.loc["meanfield", "ess_per_grad"])
     assert table.loc["nuts", "divergences"] >= 0
+
+
+def test_summary_carries_the_fit_level_diagnostics():
+    m = pz.from_numpyro(gaussian_2d, Y2)
+    fit = m.fit(method="meanfield", num_steps=500)
+    assert fit.summary().attrs["diagnostics"]["khat"] == fit.diagnostics()["khat"]
+    assert m.fit(method="map", num_steps=200).summary().attrs["diagnostics"]["kind"] == "point estimate"

@@ -30,7 +30,7 @@ from probzoo.infer import arviz_io
 from probzoo.infer.programs import call_compiled, fresh_guide, set_up
 
 __all__ = ["KHAT_DRAWS", "fit_diagnostics", "gradient_field", "guide_log_ratios", "khat_reading", "psis_khat",
-           "record_gradients", "record_variational"]
+           "record_gradients", "record_variational", "table_columns"]
 
 KHAT_DRAWS = 1_000  # guide draws behind k-hat: Yao et al. use S = 1,000 and more
 _GOOD, _USABLE = 0.5, 0.7
@@ -225,3 +225,14 @@ def _mcmc_report(fit: Any) -> dict[str, Any]:
     return {"kind": "mcmc", "read_on": "invariant quantities" if invariant else "raw sites", **head,
             "ess_per_grad": ess_per_grad, "grad_evals": grads, "divergences": divergences, "quantities": per}
 
+
+
+def table_columns(fit: Any, *, finite_only: bool = False) -> dict[str, float]:
+    """The headline figures of ``fit.diagnostics()`` as table columns: r_hat_max, ess_bulk_min, ess_tail_min,
+    ess_per_grad and divergences for MCMC; khat otherwise (nan where it does not apply). ``finite_only`` drops
+    the columns whose value is missing (the CLI's rows)."""
+    d = fit.diagnostics()
+    names = ("r_hat_max", "ess_bulk_min", "ess_tail_min", "ess_per_grad", "divergences") if d["kind"] == "mcmc" \
+        else ("khat",)
+    row = {k: float("nan") if d.get(k) is None else float(d[k]) for k in names}
+    return {k: v for k, v in row.items() if np.isfinite(v)} if finite_only else row

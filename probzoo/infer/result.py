@@ -143,7 +143,8 @@ class Fit:
     def summary(self, var_names: list[str] | None = None):
         """``az.summary`` of the posterior. r_hat/ESS are shown only for MCMC fits: a variational fit has
         one set of guide draws, not independent chains, so those columns would not mean convergence.
-        A point estimate (one draw) has no spread: its summary is the point, one ``value`` per coordinate."""
+        A point estimate (one draw) has no spread: its summary is the point, one ``value`` per coordinate.
+        The fit-level evidence (k-hat, ESS per gradient, ...: :meth:`diagnostics`) is in ``.attrs["diagnostics"]``."""
         if self.idata is None or "posterior" not in self.idata.groups():
             raise ValueError(f"summary: this {self.method} fit has no posterior draws")
         if self.is_point_estimate:
@@ -155,8 +156,11 @@ class Fit:
                 values = np.asarray(var.values)[0, 0]
                 for index in np.ndindex(values.shape):
                     rows[name + (f"[{', '.join(map(str, index))}]" if index else "")] = float(values[index])
-            return pd.DataFrame({"value": pd.Series(rows, dtype=float)})
-        return arviz_io.summary(self.idata, var_names=var_names, diagnostics=self.is_mcmc)
+            table = pd.DataFrame({"value": pd.Series(rows, dtype=float)})
+        else:
+            table = arviz_io.summary(self.idata, var_names=var_names, diagnostics=self.is_mcmc)
+        table.attrs["diagnostics"] = {k: v for k, v in self.diagnostics().items() if k != "quantities"}
+        return table
 
     def __repr__(self) -> str:
         name = type(self.model).__name__ if self.model is not None else "?"

@@ -64,4 +64,10 @@ register_entry(ZooEntry(
     model_kwargs={"n_components": 2},
     dataset_model_kwargs={"two_branch": {"n_components": 2}, "heteroscedastic": {"n_components": 1}},
     compare_budget={"map": {}, "meanfield": {}, "nuts": {"num_warmup": 300, "num_samples": 300}},
+    tour_notes={
+        "khat": "a mean-field Gaussian over the network's weights cannot be their posterior, which has many "
+                "equivalent modes (hidden units and components relabelled) and strong correlations: k-hat above "
+                "0.7 says q is not the weight posterior at any budget, not that the predictions are poor; judge "
+                "those by lpd, excess_nll and coverage_90 (docs/diagnostics.md)",
+    },
 ))

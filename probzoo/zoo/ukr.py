@@ -64,6 +64,11 @@ register_entry(ZooEntry(
                              "800 latent coordinates of the 400-point grid; on N = 100 the defaults (500 + 500) "
                              "reach r_hat 1.01-1.07 on the invariants (docs/models/ukr.md)",
         "r_hat_pair_dist": "as for r_hat_recon_error: a budget to show the sampler run, not to converge",
+        "r_hat_max": "the worst r_hat over the invariants: as for r_hat_recon_error, a budget to show the sampler "
+                     "run, not to converge",
+        "ess_bulk_min": "100 draws in all, of chains that have not converged (see r_hat_recon_error): the full "
+                        "budget gives hundreds",
+        "ess_tail_min": "as for ess_bulk_min: tails need longer chains still",
     },
     compare_budget={"map": {"num_steps": 1000},
                     "nuts": {"num_warmup": 400, "num_samples": 400, "max_tree_depth": 7, "map_steps": 1000}},

@@ -18,6 +18,7 @@ from probzoo.models.rbm.partition import (
     base_rate,
     base_rate_log_likelihood,
     log_partition_exact,
+    raise_log_likelihood,
 )
 from probzoo.models.rbm.pseudo_likelihood import pseudo_likelihood_terms
 from probzoo.models.rbm.training import RBMTrainState
@@ -34,6 +35,7 @@ __all__ = [
     "base_rate_log_likelihood",
     "log_partition_exact",
     "pseudo_likelihood_terms",
+    "raise_log_likelihood",
     "rbm_guide",
     "rbm_model",
 ]

@@ -18,7 +18,13 @@ from probzoo.infer.posterior import mcmc_inference_data
 from probzoo.infer.result import Fit
 from probzoo.models.rbm.energy import energy, free_energy, hidden_probs, visible_probs
 from probzoo.models.rbm.gibbs import RBMGibbs
-from probzoo.models.rbm.partition import LogPartition, ais_log_partition, base_rate_log_likelihood, log_partition_exact
+from probzoo.models.rbm.partition import (
+    LogPartition,
+    ais_log_partition,
+    base_rate_log_likelihood,
+    log_partition_exact,
+    raise_log_likelihood,
+)
 from probzoo.models.rbm.pseudo_likelihood import pl_all_flips, pseudo_likelihood_terms
 from probzoo.validation import (
     as_array,
@@ -152,10 +158,21 @@ class RBMFit(Fit):
             return "exact" if min(self.n_visible, self.n_hidden) <= 20 else "ais"
         return method
 
-    def log_likelihood(self, V: Any, method: str = "auto", **log_partition_options: Any) -> np.ndarray:
-        """log p(v) = -F(v) - log Z in nats, per row of the binary ``V`` (log Z as in :meth:`log_partition`)."""
+    def log_likelihood(self, V: Any, method: str = "auto", **options: Any) -> np.ndarray:
+        """log p(v) in nats, per row of the binary ``V``.
+
+        ``"exact"``, ``"ais"``, ``"auto"``: -F(v) - log Z, log Z as in :meth:`log_partition` (``num_runs``,
+        ``num_betas``, ``seed``). AIS's log Z is biased low (E log Z-hat <= log Z), so these over-estimate
+        log p(v) on average. ``"raise"``: reverse AIS (:func:`probzoo.models.rbm.partition.raise_log_likelihood`,
+        ``num_betas``, ``seed``), one run per row from v down to the base-rate model, which under-estimates
+        it on average: AIS and RAISE bracket the true log-likelihood."""
         V = self._visible(V, binary=True)
-        log_z = self.log_partition(method, **log_partition_options).estimate
+        if method == "raise":
+            if unknown := sorted(set(options) - {"num_betas", "seed"}):
+                raise ValueError(f"{unknown[0]}: not an option of method='raise' (num_betas, seed); it makes one "
+                                 "run per row")
+            return raise_log_likelihood(self.params, V, self.arrays.get("base_rate"), **options)
+        log_z = self.log_partition(method, **options).estimate
         return -self.free_energy(V).astype(np.float64) - log_z
 
     def base_rate_log_likelihood(self, V: Any) -> np.ndarray:
@@ -167,7 +184,9 @@ class RBMFit(Fit):
 
     def evaluate(self, V: Any, *, method: str = "auto", num_runs: int = 100, num_betas: int = 14_500,
                  seed: int = 0, **extras: Any) -> dict[str, float]:
-        """Held-out scores of binary ``V``: ``log_likelihood`` (mean nats per image, log Z exact or AIS),
+        """Held-out scores of binary ``V``: ``log_likelihood`` (mean nats per image, log Z exact or AIS) with
+        ``log_likelihood_se`` (log Z's; 0 when exact); when log Z comes from AIS, ``log_likelihood_raise``
+        and ``log_likelihood_raise_se`` (reverse AIS: AIS over-estimates, RAISE under-estimates, on average),
         ``lpd`` (the same: an RBM's predictive density is p(v)), ``pseudo_likelihood`` (n_vis scale),
         ``base_rate_log_likelihood`` and ``log_partition`` with its ``log_partition_se``. Other extras
         of a zoo data set (labels, image_shape, heldout) are ignored: the RBM is unsupervised."""
@@ -176,11 +195,19 @@ class RBMFit(Fit):
         ll = float(np.mean(self.log_likelihood(V, method, num_runs=num_runs, num_betas=num_betas, seed=seed)))
         out = {
             "log_likelihood": ll,
+            "log_likelihood_se": lz.se,
             "lpd": ll,
             "pseudo_likelihood": self.pseudo_likelihood(V, seed=seed),
             "log_partition": lz.estimate,
             "log_partition_se": lz.se,
         }
+        if self._lz_method(method) == "ais":  # the other side of the sandwich
+            lower = self.log_likelihood(V, "raise", num_betas=num_betas, seed=seed)
+            # each row's run implies a log Z (-F(v) - its estimate): their spread is the estimate's noise
+            implied = -self.free_energy(V).astype(np.float64) - lower
+            out["log_likelihood_raise"] = float(np.mean(lower))
+            out["log_likelihood_raise_se"] = float(np.std(implied, ddof=1) / np.sqrt(len(lower))) \
+                if len(lower) > 1 else float("nan")
         if "base_rate" in self.arrays:
             out["base_rate_log_likelihood"] = float(np.mean(self.base_rate_log_likelihood(V)))
         return out

@@ -87,30 +87,71 @@ def ais_schedule(num_betas: int) -> np.ndarray:
     return np.concatenate(pieces + [np.ones(1)]).astype(np.float32)
 
 
+def _log_pstar(params: dict[str, Any], base_bias: jax.Array, v: jax.Array, x: jax.Array, beta: jax.Array):
+    """Unnormalised log p_beta(v) on the path from the base-rate model (beta = 0) to the RBM (beta = 1): the RBM
+    with W' = beta W, b' = (1 - beta) b_A + beta b, c' = beta c, its hidden units summed out (x = c + v W)."""
+    return (1.0 - beta) * (v @ base_bias) + beta * (v @ params["b"]) + jnp.sum(jax.nn.softplus(beta * x), axis=-1)
+
+
+def _sweep(params: dict[str, Any], base_bias: jax.Array, v: jax.Array, x: jax.Array, beta: jax.Array,
+           key: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """One block-Gibbs sweep (h | v, then v | h) that leaves p_beta invariant and is reversible with respect to
+    it; returns the new v and its hidden input."""
+    W = params["W"]
+    k_h, k_v = jax.random.split(key)
+    h = jax.random.bernoulli(k_h, jax.nn.sigmoid(beta * x)).astype(jnp.float32)
+    v = jax.random.bernoulli(k_v, jax.nn.sigmoid((1.0 - beta) * base_bias + beta * (h @ W.T + params["b"])))
+    v = v.astype(jnp.float32)
+    return v, v @ W + params["c"]
+
+
 @jax.jit
 def _ais_log_weights(params: dict[str, Any], base_bias: jax.Array, betas: jax.Array, key: jax.Array,
                      v0: jax.Array) -> jax.Array:
-    W, b, c = params["W"], params["b"], params["c"]
-
-    def log_pstar(v, x, beta):
-        # unnormalised log p_beta(v) of the RBM with W' = beta W, b' = (1 - beta) b_A + beta b, c' = beta c
-        return (1.0 - beta) * (v @ base_bias) + beta * (v @ b) + jnp.sum(jax.nn.softplus(beta * x), axis=-1)
-
     def level(carry, inp):
         v, x, logw = carry
         beta_prev, beta, k = inp
-        logw = logw + log_pstar(v, x, beta) - log_pstar(v, x, beta_prev)
-        # one block-Gibbs sweep that leaves p_beta invariant
-        k_h, k_v = jax.random.split(k)
-        h = jax.random.bernoulli(k_h, jax.nn.sigmoid(beta * x)).astype(jnp.float32)
-        v = jax.random.bernoulli(k_v, jax.nn.sigmoid((1.0 - beta) * base_bias + beta * (h @ W.T + b)))
-        v = v.astype(jnp.float32)
-        return (v, v @ W + c, logw), None
+        logw = logw + _log_pstar(params, base_bias, v, x, beta) - _log_pstar(params, base_bias, v, x, beta_prev)
+        v, x = _sweep(params, base_bias, v, x, beta, k)
+        return (v, x, logw), None
 
     keys = jax.random.split(key, betas.shape[0] - 1)
-    init = (v0, v0 @ W + c, jnp.zeros(v0.shape[0], jnp.float32))
+    init = (v0, v0 @ params["W"] + params["c"], jnp.zeros(v0.shape[0], jnp.float32))
     (_, _, logw), _ = jax.lax.scan(level, init, (betas[:-1], betas[1:], keys))
     return logw
+
+
+@jax.jit
+def _raise_log_weights(params: dict[str, Any], base_bias: jax.Array, betas: jax.Array, key: jax.Array,
+                       V: jax.Array) -> jax.Array:
+    # from x_K = v down the path: x_{k-1} ~ T_k(. | x_k), weight f_k(x_k) / f_k(x_{k-1}), k = K, ..., 1
+    def level(carry, inp):
+        v, x, logw = carry
+        beta, k = inp
+        v_new, x_new = _sweep(params, base_bias, v, x, beta, k)
+        logw = logw + _log_pstar(params, base_bias, v, x, beta) - _log_pstar(params, base_bias, v_new, x_new, beta)
+        return (v_new, x_new, logw), None
+
+    keys = jax.random.split(key, betas.shape[0] - 1)
+    init = (V, V @ params["W"] + params["c"], jnp.zeros(V.shape[0], jnp.float32))
+    (v0, x0, logw), _ = jax.lax.scan(level, init, (betas[1:][::-1], keys))
+    return logw + _log_pstar(params, base_bias, v0, x0, jnp.float32(0.0))  # + log f_0(x_0); log Z_0 apart
+
+
+def _base_bias(m: int, base_rate_probs: Any) -> jax.Array:
+    """The base-rate model's log-odds b_A (uniform pixels without base rates)."""
+    if base_rate_probs is None:
+        rate = np.full(m, 0.5, np.float32)
+    else:
+        rate = np.clip(as_array(base_rate_probs, "base_rate_probs", ndim=1), 1e-6, 1 - 1e-6)
+        if rate.shape != (m,):
+            raise ValueError(f"base_rate_probs: expected {m} probabilities, got shape {rate.shape}")
+    return jnp.asarray(np.log(rate) - np.log1p(-rate), jnp.float32)
+
+
+def _log_z_base(base_bias: jax.Array, n_hidden: int) -> float:
+    """log Z_A of the path's start: sum_i softplus(b_A_i) + n_hidden log 2."""
+    return float(np.sum(np.logaddexp(0.0, np.asarray(base_bias, np.float64))) + n_hidden * math.log(2.0))
 
 
 def ais_log_partition(params: dict[str, Any], base_rate_probs: np.ndarray | None = None, num_runs: int = 100,
@@ -126,21 +167,41 @@ def ais_log_partition(params: dict[str, Any], base_rate_probs: np.ndarray | None
     num_runs = check_int(num_runs, "num_runs", minimum=2)
     seed = check_seed(seed)
     m, n = p["W"].shape
-    if base_rate_probs is None:
-        rate = np.full(m, 0.5, np.float32)
-    else:
-        rate = np.clip(as_array(base_rate_probs, "base_rate_probs", ndim=1), 1e-6, 1 - 1e-6)
-        if rate.shape != (m,):
-            raise ValueError(f"base_rate_probs: expected {m} probabilities, got shape {rate.shape}")
-    base_bias = jnp.asarray(np.log(rate) - np.log1p(-rate), jnp.float32)
+    base_bias = _base_bias(m, base_rate_probs)
     betas = jnp.asarray(ais_schedule(num_betas))
     k0, k1 = jax.random.split(jax.random.PRNGKey(seed))
     v0 = jax.random.bernoulli(k0, jax.nn.sigmoid(base_bias), (num_runs, m)).astype(jnp.float32)
     logw = np.asarray(_ais_log_weights(p, base_bias, betas, k1, v0), np.float64)
     if not np.all(np.isfinite(logw)):
         raise FloatingPointError("ais: non-finite importance weights; the RBM's parameters may be extreme")
-    log_za = float(np.sum(np.logaddexp(0.0, np.asarray(base_bias, np.float64))) + n * math.log(2.0))
+    log_za = _log_z_base(base_bias, n)
     w = np.exp(logw - logw.max())
     estimate = log_za + float(logw.max() + np.log(w.mean()))
     se = float(w.std(ddof=1) / (math.sqrt(num_runs) * w.mean()))
     return LogPartition(estimate, se)
+
+
+def raise_log_likelihood(params: dict[str, Any], V: Any, base_rate_probs: np.ndarray | None = None,
+                         num_betas: int = 14_500, seed: int = 0) -> np.ndarray:
+    """log p(v) per row of binary ``V`` by reverse annealed importance sampling (RAISE; Burda, Grosse &
+    Salakhutdinov 2015): one run per row, from v itself down the AIS path to the base-rate model.
+
+    The path with its block-Gibbs sweeps is a generative model of v (the annealing model); each run is an
+    unbiased estimate of its likelihood, log p_0(x_0) + sum_k [log f_k(x_k) - log f_k(x_{k-1})] with
+    x_K = v and x_{k-1} drawn by the sweep at beta_k (reversible, so it is its own reversal). Its log is
+    biased low (Jensen), and the annealing model is a slightly worse model of the data than the RBM
+    itself, so RAISE under-estimates the log-likelihood on average, where AIS (through an under-estimated
+    log Z) over-estimates it: the two bracket the truth.
+    """
+    p = check_rbm_params(params)
+    seed = check_seed(seed)
+    m, n = p["W"].shape
+    V = jnp.asarray(V, jnp.float32)
+    if V.ndim != 2 or V.shape[1] != m:
+        raise ValueError(f"V: expected rows of {m} visible units, got shape {tuple(V.shape)}")
+    base_bias = _base_bias(m, base_rate_probs)
+    betas = jnp.asarray(ais_schedule(num_betas))
+    logw = np.asarray(_raise_log_weights(p, base_bias, betas, jax.random.PRNGKey(seed), V), np.float64)
+    if not np.all(np.isfinite(logw)):
+        raise FloatingPointError("raise: non-finite importance weights; the RBM's parameters may be extreme")
+    return logw - _log_z_base(base_bias, n)
