@@ -3,7 +3,8 @@
 The MDN (hidden=(8,), K = 2) on 2,000 ``two_branch`` points, scored on 500 more, and UKR on the saddle
 (N = 100, scored on 100 more with their true latents): every engine that the model takes, through
 ``pz.compare`` (one table per model: wall / compile seconds, held-out lpd, for MCMC bulk ESS per second
-of wall time and r_hat on the model's diagnosed sites). Each row also carries its wall time as a ratio to
+of wall time, r_hat, bulk and tail ESS, ESS per gradient and divergences on the model's diagnosed
+sites; for the others PSIS k-hat). Each row also carries its wall time as a ratio to
 ``map``'s on the same model and, for MCMC, its ESS per second as a ratio to ``nuts``'s: the peers are
 measured in the same run, so the ratios compare engines, not machines.
 
@@ -30,7 +31,8 @@ import numpy as np
 import probzoo as pz
 
 SVI = ("map", "laplace", "meanfield", "lowrank", "fullrank", "flow")
-COLUMNS = ("family", "wall_s", "compile_s", "lpd", "elpd_loo", "r_hat_max", "ess_bulk_min", "ess_bulk_per_s")
+COLUMNS = ("family", "wall_s", "compile_s", "lpd", "elpd_loo", "khat", "r_hat_max", "ess_bulk_min", "ess_tail_min",
+           "ess_bulk_per_s", "ess_per_grad", "divergences")
 
 
 def budgets(problem: str, methods: tuple[str, ...], scale: float) -> dict[str, dict[str, int]]:
@@ -63,7 +65,7 @@ def problems() -> dict[str, tuple]:
 
 def _num(v):
     v = float(v)
-    return None if math.isnan(v) else round(v, 4)
+    return None if math.isnan(v) else float(f"{v:.4g}")  # 4 significant figures (ESS per gradient is ~1e-4)
 
 
 def run(scale: float, models: tuple[str, ...] = ("mdn", "ukr")) -> dict:

@@ -51,7 +51,10 @@ def psis_khat(log_ratios: Any) -> float:
 def khat_reading(khat: float | None) -> str:
     """What a k-hat means, in Yao et al.'s bands."""
     if khat is None or not np.isfinite(khat):
-        return "unreliable (non-finite importance ratios)" if khat is not None and khat == math.inf else "n/a"
+        if khat is not None and khat == math.inf:
+            return ("unreliable (non-finite importance ratios): q puts mass where the model has none, or q is "
+                    "degenerate (a Laplace approximation at a singular Hessian returns the mode as every draw)")
+        return "n/a"
     if khat < _GOOD:
         return "good (k-hat < 0.5): q is close to the posterior"
     if khat < _USABLE:
