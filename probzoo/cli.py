@@ -209,6 +209,10 @@ def cmd_fit(args: argparse.Namespace) -> int:
     result = _fit_one(entry, model, method, dataset, data, extras, args.seed, not args.quiet, out, fit_kwargs)
     row = result["row"]
     text = format_table([row])
+    # what a doubtful or bad diagnostic says about this fit, in the glossary's words
+    notes = diagnostic_notes([row])
+    if notes:
+        text += "\n\n" + "\n".join(f"{verdict}: {sentence}" for verdict, sentence in notes)
     fit = result["fit"]
     posterior = getattr(fit.idata, "posterior", None) if fit.idata is not None else None
     if posterior is not None and sum(v.size for v in posterior.data_vars.values()) / max(

@@ -89,6 +89,21 @@ def test_fit_writes_fit_summary_and_figures(tmp_path):
     assert pngs and all(p.read_bytes()[:8] == PNG_MAGIC for p in pngs)
 
 
+def test_fit_reports_the_fits_diagnostics_with_their_reading(tmp_path):
+    """A variational fit's row carries its k-hat; a value the glossary judges doubtful or bad is explained."""
+    out = tmp_path / "mdn"
+    assert main(["fit", "mdn", "--method", "meanfield", "--out", str(out), "--quiet", "--model", "hidden=(4,)",
+                 "--set", "num_steps=200"]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    import probzoo as pz
+
+    assert metrics["khat"] == pytest.approx(pz.load(out / "fit").diagnostics()["khat"])
+    summary = (out / "summary.txt").read_text()
+    # a mean-field q of a network's weights is far from their multimodal posterior: k-hat 3-20 in practice
+    assert metrics["khat"] > 0.7
+    assert "bad: meanfield khat = " in summary and "misses posterior mass" in summary
+
+
 def test_tour_index_links_valid_pngs(tmp_path, monkeypatch, capsys):
     # the tour's own budgets are checked in test_every_entry_is_complete; here the smallest that draw figures
     monkeypatch.setattr(entries()["ukr"], "tour_runs", [
