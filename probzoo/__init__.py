@@ -29,6 +29,7 @@ _LAZY = {
     "RBM": ("probzoo.models.rbm", "RBM"),
     "compare": ("probzoo.comparison", "compare"),
     "ComparisonError": ("probzoo.comparison", "ComparisonError"),
+    "sbc": ("probzoo.sbc", "sbc"),
     "engines": ("probzoo.infer.engines", "engines"),
     "from_numpyro": ("probzoo.models.numpyro_model", "from_numpyro"),
     "core": ("probzoo.core", None),

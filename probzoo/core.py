@@ -77,6 +77,10 @@ class Engine:
     # the zoo model whose package registered this engine (one model's own algorithm), or None: a generic
     # engine, which runs on any model its supports accepts
     owner: str | None = None
+    # ``posterior(model_fn, budget, options, key, args, kwargs, num_draws) -> draws``: the same algorithm as a
+    # traced function of the data (no Python-side state), so that one compiled program maps it over many data
+    # sets (simulation-based calibration); None where the engine cannot run that way
+    posterior: Callable[..., Any] | None = field(default=None, repr=False)
 
     @property
     def generic(self) -> bool:

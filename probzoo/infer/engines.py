@@ -26,6 +26,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Mapping
+from types import SimpleNamespace
 from typing import Any
 
 import jax
@@ -34,7 +35,7 @@ import numpy as np
 import optax
 from numpyro import handlers
 from numpyro.distributions.transforms import biject_to
-from numpyro.infer import HMC, HMCECS, MCMC, NUTS, SA, BarkerMH, init_to_median, init_to_value
+from numpyro.infer import HMC, HMCECS, MCMC, NUTS, SA, SVI, BarkerMH, init_to_median, init_to_value
 from numpyro.infer import autoguide as ag
 from numpyro.infer.util import log_likelihood
 from numpyro.primitives import Messenger
@@ -228,6 +229,29 @@ _SVI_BUDGET = {"num_steps": 5_000}
 _SVI_OPTIONS = {"learning_rate": 1e-2, "num_particles": 1, "num_draws": 1_000}
 
 
+def _svi_optimizer(learning_rate: float, num_steps: int) -> Any:
+    # Adam on a learning rate decayed along a cosine to 1 %: the variational parameters settle instead of
+    # wandering with the gradient noise of the one-sample ELBO at a constant rate
+    return optax.adam(optax.cosine_decay_schedule(learning_rate, num_steps, alpha=0.01))
+
+
+def _svi_posterior(make_guide: Callable[[Any, Any, Mapping[str, Any]], Any]) -> Callable[..., Any]:
+    """The SVI engine as a traced function of the data: initialise, ``num_steps`` updates in one ``lax.scan``,
+    then ``num_draws`` guide draws (the engine's guide, ELBO and optimiser, started at the prior's median)."""
+    def posterior(model_fn: Callable, budget: Mapping[str, Any], options: Mapping[str, Any], key: Any,
+                  args: tuple, kwargs: Mapping[str, Any], num_draws: int) -> dict[str, Any]:
+        guide = make_guide(model_fn, init_to_median(num_samples=15), options)
+        svi = SVI(model_fn, guide, _svi_optimizer(options["learning_rate"], budget["num_steps"]),
+                  OrderedTraceELBO(num_particles=options.get("num_particles", 1)))
+        k_init, k_draw = jax.random.split(key)
+        state = svi.init(k_init, *args, **kwargs)
+        state, _ = jax.lax.scan(lambda st, _: svi.update(st, *args, **kwargs), state, None,
+                                length=budget["num_steps"])
+        return guide.sample_posterior(k_draw, svi.get_params(state), *args, sample_shape=(num_draws,), **kwargs)
+
+    return posterior
+
+
 def _svi_run(make_guide: Callable[[Any, Any, Mapping[str, Any]], Any], point: bool = False) -> Callable[..., Any]:
     def run(eng: Engine, model: Any, budget: Mapping[str, Any], options: Mapping[str, Any], seed: int,
             progress: bool) -> Any:
@@ -237,10 +261,7 @@ def _svi_run(make_guide: Callable[[Any, Any, Mapping[str, Any]], Any], point: bo
         num_particles = check_int(options.get("num_particles", 1), "num_particles", minimum=1)
         num_draws = check_int(options.get("num_draws", 1), "num_draws", minimum=1)
         guide = make_guide(model.model, _init_strategy(model, seed), options)
-        # Adam on a learning rate decayed along a cosine to 1 %: the variational parameters settle instead of
-        # wandering with the gradient noise of the one-sample ELBO at a constant rate
-        optim = optax.adam(optax.cosine_decay_schedule(lr, num_steps, alpha=0.01))
-        svi = run_svi(model.model, guide, *model.args, optim=optim,
+        svi = run_svi(model.model, guide, *model.args, optim=_svi_optimizer(lr, num_steps),
                       loss=OrderedTraceELBO(num_particles=num_particles),
                       num_steps=num_steps, seed=seed, progress=progress, desc=eng.name, **model.kwargs)
         key = jax.random.PRNGKey(seed + 1)
@@ -284,7 +305,8 @@ def svi_engine(name: str, family: Family, description: str, applies_to: str,
     # a point estimate has one "draw" and a deterministic objective: no particles, no draws to choose
     options = {"learning_rate": _SVI_OPTIONS["learning_rate"]} if point else {**_SVI_OPTIONS, **(extra or {})}
     return register(Engine(name, family, description, applies_to, dict(_SVI_BUDGET), options, supports,
-                           _bound(_svi_run(make_guide, point=point), name)))
+                           _bound(_svi_run(make_guide, point=point), name),
+                           posterior=None if point else _svi_posterior(make_guide)))
 
 
 svi_engine("map", Family.OPTIMISATION, "AutoDelta + SVI: the posterior mode", "continuous latents",
@@ -454,12 +476,29 @@ def _mcmc_run(make_kernel: Callable[[Any, Any, Mapping[str, Any]], Any],
     return run
 
 
+def _mcmc_posterior(make_kernel: Callable[[Any, Any, Mapping[str, Any]], Any]) -> Callable[..., Any]:
+    """The MCMC engine as a traced function of the data: one chain of ``num_warmup`` + ``num_samples``
+    iterations started at the prior's median, thinned evenly to ``num_draws`` draws."""
+    def posterior(model_fn: Callable, budget: Mapping[str, Any], options: Mapping[str, Any], key: Any,
+                  args: tuple, kwargs: Mapping[str, Any], num_draws: int) -> dict[str, Any]:
+        kernel = make_kernel(SimpleNamespace(model=model_fn), init_to_median(num_samples=15), options)
+        mcmc = MCMC(kernel, num_warmup=budget["num_warmup"], num_samples=budget["num_samples"], num_chains=1,
+                    progress_bar=False, jit_model_args=False)
+        mcmc.run(key, *args, **kwargs)
+        keep = np.linspace(0, budget["num_samples"] - 1, num_draws).round().astype(int)
+        return {k: v[keep] for k, v in mcmc.get_samples().items()}
+
+    return posterior
+
+
 def mcmc_engine(name: str, description: str, applies_to: str, make_kernel: Callable[[Any, Any, Mapping], Any], *,
                  options: Mapping[str, Any], budget: Mapping[str, Any] | None = None,
-                 fields: tuple[str, ...] = (), supports: Callable[[Any], str | None] | None = None) -> Engine:
+                 fields: tuple[str, ...] = (), supports: Callable[[Any], str | None] | None = None,
+                 traced: bool = True) -> Engine:
     return register(Engine(name, Family.MCMC, description, applies_to, dict(budget or _MCMC_BUDGET),
                            {"chain_method": None, **options}, supports or needs_continuous(name),
-                           _bound(_mcmc_run(make_kernel, fields), name)))
+                           _bound(_mcmc_run(make_kernel, fields), name),
+                           posterior=_mcmc_posterior(make_kernel) if traced else None))
 
 
 mcmc_engine("nuts", "NumPyro NUTS", "continuous, differentiable latents",
@@ -507,7 +546,7 @@ def _hmcecs_kernel(model: Any, init: Any, o: Mapping[str, Any]) -> Any:
 mcmc_engine("hmcecs", "NumPyro HMCECS: NUTS on subsets of the data plate (energy-conserving subsampling)",
              "models with a data plate", _hmcecs_kernel,
              options={"subsample_size": None, "num_blocks": 1, "map_steps": 1_000},
-             supports=_hmcecs_supports)
+             supports=_hmcecs_supports, traced=False)  # its Taylor proxy needs a MAP fit of its own first
 
 
 def markdown_table() -> str:
