@@ -192,11 +192,3 @@ def _band(n: int, num_draws: int, level: float = 0.95) -> tuple[np.ndarray, np.n
     z = np.arange(1, num_draws + 1) / (num_draws + 1)
     c = float(np.quantile(_null(n, num_draws), level))
     return z, c * np.sqrt(z * (1 - z) / n)
-
-
-def summary_lines(result: SBCResult, alpha: float = 0.01) -> list[str]:
-    """One line per quantity for the command line: p-value and verdict."""
-    lines = []
-    for name, p in result.p_values.items():
-        lines.append(f"{name:<24} p = {p:.3g}  " + ("calibrated" if p > alpha else "miscalibrated"))
-    return lines
