@@ -366,6 +366,41 @@ def write_index(out: Path, sections: list[dict[str, Any]], title: str = "probzoo
     return path
 
 
+def cmd_sbc(args: argparse.Namespace) -> int:
+    """Calibrate ``--method`` on the model's SBC configuration; print the table, write it and the figure."""
+    import probzoo as pz
+
+    entry = _entry(args.model)
+    if entry.sbc is None:
+        raise UsageError(f"{entry.name}: {entry.sbc_refusal}")
+    (method,) = _methods(entry, args.method)
+    options = {**entry.sbc.get("budgets", {}).get(method, {}), **_overrides(args.set, entry)}
+    model = entry.model_class(**entry.sbc.get("model_kwargs", {}))
+    data = entry.sbc["data"](args.seed)
+    try:
+        result = pz.sbc(model, method, num_simulations=args.simulations, seed=args.seed, data=data, **options)
+    except (TypeError, ValueError) as err:
+        raise UsageError(f"{entry.name} / {method}: {err}") from None
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    table = result.table()
+    figure = result.figure(out / f"sbc_{entry.name}_{method}.png")
+    (out / f"sbc_{entry.name}_{method}.json").write_text(json.dumps(
+        {"model": entry.name, "method": method, "simulations": result.num_simulations, "draws": result.num_draws,
+         "wall_s": result.wall_time, "options": options, "p_values": result.p_values,
+         "ranks": {k: v.tolist() for k, v in result.ranks.items()}}, indent=1, default=float))
+    shown = table[table["invariant"]] if table["invariant"].any() else table
+    rows = [{"quantity": name, **{k: r[k] for k in ("p_value", "mean_rank", "outer_tenths")},
+             "verdict": "calibrated" if r["p_value"] > 0.01 else "miscalibrated"} for name, r in shown.iterrows()]
+    print(format_table(rows))
+    raw = table[~table["invariant"]]
+    if table["invariant"].any() and len(raw):
+        print(f"\n{int((raw['p_value'] <= 0.01).sum())} of {len(raw)} raw sites miscalibrated (raw sites of a "
+              "symmetric posterior are not identified; read the invariant quantities above)")
+    print(f"\n{result.num_simulations} simulations in {result.wall_time:.1f} s; wrote {figure} and its JSON")
+    return 0
+
+
 def cmd_tour(args: argparse.Namespace) -> int:
     out = Path(args.out)
     zoo = _entries()
@@ -483,6 +518,16 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="a fit option for every method, or n=ROWS to use the data set's first rows")
     c.set_defaults(func=cmd_compare)
+
+    b = command("sbc", "simulation-based calibration of an inference method on a small configuration of a model")
+    b.add_argument("model")
+    b.add_argument("--method", required=True, help="an inference method with posterior draws, e.g. nuts")
+    b.add_argument("--simulations", type=int, default=100, help="number of simulated data sets (default 100)")
+    b.add_argument("--out", default="probzoo-out/sbc")
+    b.add_argument("--seed", type=_seed, default=0)
+    b.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="a fit option, e.g. num_warmup=300")
+    b.set_defaults(func=cmd_sbc)
 
     t = command("tour", "every model at a small budget on its default data, with an index.html")
     t.add_argument("--out", default="tour-out")

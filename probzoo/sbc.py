@@ -44,15 +44,18 @@ class SBCResult:
 
     def table(self):
         """One row per quantity: its p-value, the mean fractional rank (0.5 when calibrated) and the share of
-        ranks in the outer tenths (0.2 when calibrated; more: the posterior is too narrow)."""
+        ranks in the outer tenths (0.2 when calibrated; more: the posterior is too narrow), and whether it is one
+        of the model's invariant quantities (True) or a raw site (False)."""
         import pandas as pd
 
         rows = {}
+        invariant = set(self.info.get("invariant", ()))
         for name, r in self.ranks.items():
             u = (r + 0.5) / (self.num_draws + 1)
             rows[name] = {"p_value": self.p_values[name], "mean_rank": float(np.mean(u)),
-                          "outer_tenths": float(np.mean((u < 0.1) | (u > 0.9)))}
-        return pd.DataFrame(rows).T
+                          "outer_tenths": float(np.mean((u < 0.1) | (u > 0.9))),
+                          "invariant": name in invariant}
+        return pd.DataFrame.from_dict(rows, orient="index")
 
     def figure(self, path: str | Path, max_quantities: int = 12) -> Path:
         """The rank-ECDF difference of every quantity (up to ``max_quantities``) with its simultaneous 95% band."""
@@ -117,24 +120,40 @@ def sbc(model: Any, method: Any, num_simulations: int = 100, seed: int = 0, num_
         truth = {k: trace[k]["value"] for k in latents}
         simulated = handlers.condition(model_fn, data={k: trace[k]["value"] for k in observed})
         draws = eng.posterior(simulated, budget, options, k_fit, args, kwargs, num_draws)
-        return {k: (draws[k] < truth[k][None]).sum(axis=0) for k in latents}
+        return truth, {k: draws[k] for k in latents}
 
     def program(keys: Any, args: tuple, kwargs: dict[str, Any]) -> Any:
         return jax.vmap(lambda k: one(k, args, kwargs))(keys)
 
     t0 = time.perf_counter()
     keys = jax.random.split(jax.random.PRNGKey(seed), num_simulations)
-    ranks_by_site = jax.block_until_ready(call_compiled(program, keys, args, kwargs))
+    truth, draws = jax.block_until_ready(call_compiled(program, keys, args, kwargs))
+    truth = {k: np.asarray(v) for k, v in truth.items()}      # (simulations, ...)
+    draws = {k: np.asarray(v) for k, v in draws.items()}      # (simulations, draws, ...)
+    ranks = _ranks(truth, draws)
+    invariant: list[str] = []
+    quantities = getattr(bound, "quantities", None)
+    if quantities is not None:  # the model's invariant quantities, ranked the same way
+        q_ranks = _ranks({k: v[:, 0] for k, v in quantities({k: v[:, None] for k, v in truth.items()}).items()},
+                         quantities(draws))
+        invariant = list(q_ranks)
+        ranks = {**q_ranks, **ranks}
     wall = time.perf_counter() - t0
-    ranks = {}
-    for site, r in ranks_by_site.items():
-        r = np.asarray(r).reshape(num_simulations, -1)
-        for j in range(r.shape[1]):
-            index = np.unravel_index(j, np.shape(ranks_by_site[site])[1:]) if r.shape[1] > 1 else ()
-            ranks[site + (f"[{', '.join(map(str, index))}]" if index else "")] = r[:, j].astype(int)
     p_values = {name: _p_value(r, num_draws) for name, r in ranks.items()}
     return SBCResult(method, num_simulations, num_draws, ranks, p_values, wall,
-                     info={"budget": budget, "options": {k: v for k, v in options.items() if v is not None}})
+                     info={"budget": budget, "options": {k: v for k, v in options.items() if v is not None},
+                           "invariant": invariant})
+
+
+def _ranks(truth: dict[str, np.ndarray], draws: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Rank of each true value among its simulation's draws, per scalar coordinate ("site[i, j]")."""
+    ranks = {}
+    for site, t in truth.items():
+        r = (draws[site] < t[:, None]).sum(axis=1).reshape(len(t), -1)
+        for j in range(r.shape[1]):
+            index = np.unravel_index(j, t.shape[1:]) if r.shape[1] > 1 else ()
+            ranks[site + (f"[{', '.join(map(str, index))}]" if index else "")] = r[:, j].astype(int)
+    return ranks
 
 
 def _simulate_observed(fn: Any, names: list[str]) -> Any:

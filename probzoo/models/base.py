@@ -44,6 +44,9 @@ class BoundModel:
     kwargs: dict[str, Any] = field(default_factory=dict)
     init: Callable[[int], dict[str, Any] | None] | None = None
     builds_idata: bool = True
+    # the model's invariant quantities of draws shaped (chain, draw, ...), NumPy in and out: what simulation-based
+    # calibration ranks besides the raw sites (the fit's builder adds them to its own fits)
+    quantities: Callable[[Mapping[str, Any]], dict[str, Any]] | None = None
 
     def init_values(self, seed: int) -> dict[str, Any] | None:
         return None if self.init is None else self.init(seed)

@@ -39,6 +39,7 @@ class ZooEntry:
     ``dataset_model_kwargs`` maps a data set to model options it needs on top of ``model_kwargs``.
     ``tour_notes`` maps a diagnostic to what its value means at the tour's small budget, and at which budget
     it is good: the tour shows the note under any run whose value the glossary judges doubtful or bad.
+    ``sbc`` is the small configuration ``probzoo sbc`` calibrates (``sbc_refusal`` says why a model has none).
     """
 
     name: str
@@ -55,6 +56,11 @@ class ZooEntry:
     compare: Callable[..., Any] | None = None
     dataset_model_kwargs: dict[str, dict[str, Any]] = field(default_factory=dict)
     tour_notes: dict[str, str] = field(default_factory=dict)
+    # ``probzoo sbc``: a configuration small enough for simulation-based calibration in minutes, with keys
+    # "model_kwargs", "data" (seed -> the arrays fit takes; observations are simulated, covariates kept),
+    # "budgets" (method -> fit options); or None with the reason SBC does not apply in ``sbc_refusal``
+    sbc: dict[str, Any] | None = None
+    sbc_refusal: str = "it has no configuration for simulation-based calibration"
 
     def __repr__(self) -> str:
         return f"ZooEntry({self.name!r}, methods={list(self.methods)}, data={list(self.datasets)})"

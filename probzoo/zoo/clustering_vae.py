@@ -76,4 +76,6 @@ register_entry(ZooEntry(
                            "clusters are still forming; at the full budget every run uses 8-10 of the 10 clusters "
                            "(docs/models/clustering_vae.md)",
     },
+    sbc_refusal=("its fit is an amortised encoder, not a posterior over the model's parameters: simulation-based "
+                 "calibration does not apply"),
 ))

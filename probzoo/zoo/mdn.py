@@ -64,6 +64,10 @@ register_entry(ZooEntry(
     model_kwargs={"n_components": 2},
     dataset_model_kwargs={"two_branch": {"n_components": 2}, "heteroscedastic": {"n_components": 1}},
     compare_budget={"map": {}, "meanfield": {}, "nuts": {"num_warmup": 300, "num_samples": 300}},
+    sbc={"model_kwargs": {"n_components": 1, "hidden": (4,)},
+         "data": lambda seed: pz_data.two_branch(n=100, seed=seed),
+         "budgets": {"meanfield": {"num_steps": 2_000}, "fullrank": {"num_steps": 2_000},
+                     "nuts": {"num_warmup": 200, "num_samples": 200}}},
     tour_notes={
         "khat": "a mean-field Gaussian over the network's weights cannot be their posterior, which has many "
                 "equivalent modes (hidden units and components relabelled) and strong correlations: k-hat above "

@@ -101,4 +101,6 @@ register_entry(ZooEntry(
         "log_partition_se": "the tour runs AIS with 64 runs of 2,000 temperatures; fit.evaluate's defaults "
                             "(100 runs of 14,500) narrow it",
     },
+    sbc_refusal=("contrastive divergence fits parameters, not a posterior over them: simulation-based calibration "
+                 "does not apply"),
 ))

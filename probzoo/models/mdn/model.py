@@ -45,7 +45,8 @@ from probzoo.infer.mcmc import run_mcmc
 from probzoo.infer.posterior import mcmc_inference_data
 from probzoo.infer.svi import OrderedTraceELBO, run_svi
 from probzoo.models.base import BoundModel, ZooModel, runs_engines
-from probzoo.models.mdn.fit import MDNFit, _add_invariants
+from probzoo.models.mdn.fit import INVARIANT_POINTS, MDNFit, _add_invariants
+from probzoo.models.mdn.mixture import _score_and_predict
 from probzoo.models.mdn.network import (
     ACTIVATIONS,
     DEFAULT_BATCH,
@@ -302,7 +303,22 @@ class MDN(ZooModel):
         x, y = self._check_xy(x, y)
         d = x.shape[1]
         return BoundModel(name="MDN", model=self.mixture_model, args=(x, y), plate="data",
-                          init=lambda s: self.init_values(s, d, x, y), build=partial(self._engine_fit, x, y))
+                          init=lambda s: self.init_values(s, d, x, y), build=partial(self._engine_fit, x, y),
+                          quantities=partial(self._invariant_quantities, x, y))
+
+    def _invariant_quantities(self, x: np.ndarray, y: np.ndarray, draws: Mapping[str, Any]) -> dict[str, Any]:
+        """Per draw (chain, draw): the log-likelihood of the training data and the predictive mean at the
+        fit's fixed inputs, which no relabelling of hidden units or components changes."""
+        lead = np.shape(next(iter(draws.values())))[:2]
+        flat = {k: np.asarray(v).reshape((-1,) + np.shape(v)[2:]) for k, v in draws.items() if k.startswith(NET)}
+        fit = MDNFit.build(self, "draws", x, flat, params={}, info={"d": int(x.shape[1])})
+        ref = np.asarray(fit.arrays["x_reference"])
+        grid = ref[np.linspace(0, len(ref) - 1, min(len(ref), INVARIANT_POINTS)).astype(int)]
+        logw, mu, _ = fit._components(grid)
+        mean = np.asarray(jnp.sum(jnp.exp(logw) * mu, -1))
+        per_point, _ = _score_and_predict(*fit._components(x), jnp.asarray(y), jax.random.PRNGKey(0))
+        log_lik = np.asarray(per_point).sum(axis=-1)
+        return {"log_lik": log_lik.reshape(lead), "mean_curve": mean.reshape(lead + mean.shape[1:])}
 
     def engine_refusal(self, name: str, data: tuple[Any, ...], options: Mapping[str, Any]) -> str | None:
         eng = _engines.engine(name)
