@@ -116,6 +116,6 @@ def test_probzoo_sbc_says_why_it_does_not_apply(capsys):
     from probzoo.cli import main
 
     assert main(["sbc", "ukr", "--method", "nuts"]) == 2
-    assert "cannot simulate new Y" in capsys.readouterr().err
+    assert "kernel average of the observed Y" in capsys.readouterr().err
     assert main(["sbc", "mdn", "--method", "map"]) == 2
     assert "it gives one point" in capsys.readouterr().err
