@@ -254,7 +254,19 @@ TOUR_INTRO = (
     "so that the whole tour runs in minutes on a laptop's CPU. The figures are what each fit looks like at that "
     "budget, not the best each method can do: the model pages of the documentation give the budgets and the "
     "seeds behind the reference results. Each table has one row per quantity and one column per method; "
-    "the glossary at the end says what every quantity means and which direction is better.")
+    "the glossary at the end says what every quantity means and which direction is better.",
+    "Every fit carries the evidence of its own quality, marked \u2713 good, ? doubtful or \u2717 bad with the "
+    "reason under its table. An MCMC fit is judged by r_hat (chains that agree: below 1.01), the bulk and tail "
+    "effective sample sizes (ESS: how many independent draws the correlated chain is worth; a few hundred for "
+    "stable means and quantiles), divergent transitions (none), and ESS per gradient (the ESS bought by each "
+    "gradient evaluation, warm-up leapfrog steps counted: the sampler's cost-efficiency, for comparing "
+    "samplers on the same model). They are read on quantities that no relabelling or rotation of the "
+    "parameters changes (a network's log-likelihood, UKR's reconstruction error and latent distances), "
+    "since raw parameters of a symmetric posterior are not identified. A variational fit is judged by PSIS "
+    "k-hat (Yao et al. 2018): the Pareto tail shape of the importance ratios p(theta, data) / q(theta) over "
+    "1,000 draws of q; below 0.5 q is close to the posterior, 0.5-0.7 usable, above 0.7 q misses posterior "
+    "mass, so its uncertainty is not to be trusted even when its predictions are good (lpd says that).",
+)
 
 _ARROWS = {"higher": "\u2191 higher", "lower": "\u2193 lower", "closer to the target": "\u2192 target"}
 _LABELS = ("model", "method", "data")  # what names a run; every other column is a quantity
@@ -313,9 +325,11 @@ def format_metrics(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def write_index(out: Path, sections: list[dict[str, Any]], title: str = "probzoo tour", intro: str = "") -> Path:
-    """An index.html: the introduction, every section's table of quantities by method, each run's figures under
-    a heading of its own (paths relative to ``out``), failures, and a glossary of every quantity shown.
+def write_index(out: Path, sections: list[dict[str, Any]], title: str = "probzoo tour",
+                intro: str | Sequence[str] = "") -> Path:
+    """An index.html: the introduction (a paragraph, or a sequence of them), every section's table of quantities
+    by method, each run's figures under a heading of its own (paths relative to ``out``), failures, and a glossary
+    of every quantity shown.
 
     A section is ``{"title", "rows", "figures"}`` or, per run, ``{"title", "rows", "runs": [{"method",
     "figures"}]}``."""
@@ -328,8 +342,7 @@ def write_index(out: Path, sections: list[dict[str, Any]], title: str = "probzoo
              "td{text-align:right}td:first-child,td:last-child,th{text-align:left}"
              "img{max-width:100%;margin:6px 0}.failed,.bad{color:#a00}.doubtful{color:#960}"
              "table.glossary td{text-align:left}</style></head><body>", f"<h1>{esc(title)}</h1>"]
-    if intro:
-        parts.append(f"<p>{esc(intro)}</p>")
+    parts += [f"<p>{esc(paragraph)}</p>" for paragraph in ([intro] if isinstance(intro, str) else intro) if paragraph]
     shown: dict[str, None] = {}
     for sec in sections:
         parts.append(f"<h2>{esc(sec['title'])}</h2>")

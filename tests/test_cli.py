@@ -122,6 +122,9 @@ def test_tour_index_links_valid_pngs(tmp_path, monkeypatch, capsys):
     # every figure written is shown, under its method's heading
     assert {p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*.png")} == set(links)
     assert "<h3>ukr / map</h3>" in index and "<h3>ukr / nuts</h3>" in index and "budget" in index
+    # the introduction says how every fit judges itself: k-hat for q, r_hat / ESS / ESS per gradient for MCMC
+    intro = index.split("<h2>")[0]
+    assert intro.count("<p>") == 2 and "PSIS k-hat" in intro and "ESS per gradient" in intro and "r_hat" in intro
     # every quantity in the tables is in the glossary, and the glossary says which way is better
     tables, glossary = index.split("<h2>Glossary</h2>")
     quantities = set(re.findall(r"<tr><td>([a-z_0-9]+)</td>", tables))

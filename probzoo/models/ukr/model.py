@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from functools import partial
 from typing import Any
 
@@ -359,8 +359,7 @@ class UKR(ZooModel):
         latents are identified only up to rotation/reflection, so their mean over chains is no chart); a
         variational fit (one unimodal approximation): the mean of its draws."""
         per_draw = _per_draw(self, Y, draws, jax.random.PRNGKey(seed + 1))
-        posterior = {**draws, "recon_error": per_draw["recon_error"], "latent_rms": per_draw["latent_rms"],
-                     "pair_dist": _pair_distances(draws["x"], seed)}
+        posterior = {**draws, **_invariants(per_draw, draws, seed)}
         mcmc = bool(info.get("mcmc"))
         note = "raw latents are identified only up to rotation/reflection; diagnose invariants"
         idata = arviz_io.from_samples(
@@ -393,7 +392,14 @@ class UKR(ZooModel):
             return self._init_values(Y, self.initial_latents(Y, s))
 
         return BoundModel(name="UKR", model=self.model, args=(Y,), plate="data", init=init,
-                          build=partial(self._engine_fit, Y))
+                          build=partial(self._engine_fit, Y), quantities=partial(self._invariant_quantities, Y))
+
+    def _invariant_quantities(self, Y: np.ndarray, draws: Mapping[str, Any]) -> dict[str, np.ndarray]:
+        """Per draw (chain, draw): the quantities that no rotation or reflection of the latents changes (those a
+        fit's r_hat and ESS are read on, and that simulation-based calibration ranks): the reconstruction error,
+        the rms latent norm, the distances of 10 fixed latent pairs, and s when it is learned."""
+        draws = {k: np.asarray(v) for k, v in draws.items() if k in ("x", "s")}
+        return _invariants(_per_draw(self, Y, draws, jax.random.PRNGKey(0)), draws, seed=0)
 
     def engine_defaults(self, name: str) -> dict[str, Any]:
         # 200 guide draws (each costs an N x N kernel sum to score); MCMC chains as the native NUTS's
@@ -423,6 +429,15 @@ def _random_orthogonal(rng: np.random.Generator, m: int) -> np.ndarray:
     Q a reflection); multiplying its columns by the signs of R's diagonal makes it so (Mezzadri 2007)."""
     q, r = np.linalg.qr(rng.standard_normal((m, m)))
     return q * np.sign(np.diag(r))
+
+
+def _invariants(per_draw: dict[str, np.ndarray], draws: Mapping[str, np.ndarray], seed: int) -> dict[str, np.ndarray]:
+    """The rotation/reflection-invariant quantities of draws (chain, draw, ...), from their ``_per_draw`` values."""
+    out = {"recon_error": per_draw["recon_error"], "latent_rms": per_draw["latent_rms"],
+           "pair_dist": _pair_distances(np.asarray(draws["x"]), seed)}
+    if "s" in draws:
+        out["s"] = np.asarray(draws["s"])
+    return out
 
 
 def _pair_distances(x: np.ndarray, seed: int, count: int = 10) -> np.ndarray:
