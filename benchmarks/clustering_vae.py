@@ -153,7 +153,7 @@ def main(argv: list[str] | None = None) -> dict:
             for c in configs:
                 fit = models[c].fit(Xt, method=c.split("-")[0], epochs=args.timing_epochs, seed=args.seed,
                                     num_draws=1, n_reconstructions=0)
-                timings[c].append(fit.run_time / args.timing_epochs * scale)
+                timings[c].append(fit.info["loop_time"] / args.timing_epochs * scale)
     finally:
         if data_path:
             Path(data_path).unlink(missing_ok=True)

@@ -33,8 +33,8 @@ t2 = time.perf_counter()
 fit = pz.MDN(n_components=2).fit(x, y)
 t3 = time.perf_counter()
 import json
-print(json.dumps({{"import_s": t1 - t0, "fit_call_s": t3 - t2, "train_s": fit.wall_time - fit.compile_time
-                  - fit.info.get("setup_time", 0.0), "compile_s": fit.compile_time}}))
+print(json.dumps({{"import_s": t1 - t0, "fit_call_s": t3 - t2, "wall_time": fit.wall_time,
+                  "train_s": fit.info["loop_time"], "compile_s": fit.compile_time}}))
 """
 
 

@@ -5,9 +5,10 @@ Both train the same flax MLP (64-64 ReLU, K = 2) from the same starting weights 
 prior on the weights: the MAP objective), the same Adam schedule and the same minibatch order (one
 permutation per epoch), jit-compiled with lax.scan. The difference in time is what NumPyro's layer (model
 and guide tracing, the ELBO, the SVI state) costs. Held-out NLL is reported next to the floor (the true
-density's NLL on the same held-out points). probzoo's ``run_s`` is the fit's wall time less compilation of
-the training chunk: it includes the SVI set-up program (compiled and run once a fit); ``loop_s`` is the shared
-training loop alone (its chunks with the NaN guard, progress and checkpoint logic between them), which
+density's NLL on the same held-out points). probzoo's ``train_wall_s`` is the fit's ``wall_time``, the whole
+call; ``run_s`` is that less compilation of the training chunk: it includes the set-up programs (compiled and
+run once a fit), the starting weights and the fit's InferenceData; ``loop_s`` is the shared training loop
+alone (its chunks with the NaN guard, progress and checkpoint logic between them), which
 ``ratio_loop`` sets against the hand-written scan's run.
 
 Budgets: the source article's (5 epochs of batch 32, Adam 1e-3), its converged run (50 epochs), and

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 
@@ -47,6 +49,18 @@ def test_two_branch_k2_map_reaches_the_true_density(map2, two_branch):
     assert scores["floor_nll"] == pytest.approx(floor)
     assert scores["nll"] == pytest.approx(-np.mean(map2.log_likelihood(x_test, y_test)), abs=1e-6)
     assert 0.0 < scores["excess_nll"] < 0.03
+
+
+def test_wall_time_is_the_whole_call(two_branch):
+    """A fit's wall_time is what the user waited for the call: it holds the training program's compilation, the
+    training loop and the set-up programs, and everything else the call did (starting weights, predictions,
+    InferenceData), so it exceeds their sum; it cannot exceed the time measured around the call."""
+    x, y, *_ = two_branch
+    t0 = time.perf_counter()
+    fit = MDN(n_components=2, hidden=(8,)).fit(x[:2_000], y[:2_000], num_steps=150)
+    call = time.perf_counter() - t0
+    parts = fit.compile_time + fit.info["loop_time"] + fit.info["setup_time"]
+    assert parts < fit.wall_time <= call
 
 
 def test_two_branch_k2_recovers_each_branch(map2):

@@ -31,7 +31,7 @@ from numpyro.util import _validate_model, check_model_guide_match
 
 from probzoo.infer.checkpoint import data_digest
 from probzoo.infer.loop import NonFiniteLossError, chunk_length, run_loop
-from probzoo.infer.programs import call_compiled, fresh_guide, guide_posterior, is_array
+from probzoo.infer.programs import call_set_up, fresh_guide, guide_posterior, is_array
 from probzoo.validation import check_int, check_positive, check_seed
 
 __all__ = ["NonFiniteLossError", "OrderedTraceELBO", "SVIRun", "run_svi"]
@@ -226,7 +226,7 @@ def run_svi(
                              **static_kwargs)
 
     t_call = time.perf_counter()
-    state = call_compiled(lambda d, k, i: traced_svi(d, k, i)[1], dyn_args, dyn_kwargs, init_params)
+    state = call_set_up(lambda d, k, i: traced_svi(d, k, i)[1], dyn_args, dyn_kwargs, init_params)
     jax.block_until_ready(state)
     setup_time = time.perf_counter() - t_call
 
@@ -275,7 +275,7 @@ def run_svi(
     state, compile_time = run.state, run.compile_time
     jax.block_until_ready(state)
     t_params = time.perf_counter()
-    params = call_compiled(lambda st, d, k: traced_svi(d, k)[0].get_params(st), state, dyn_args, dyn_kwargs)
+    params = call_set_up(lambda st, d, k: traced_svi(d, k)[0].get_params(st), state, dyn_args, dyn_kwargs)
     jax.block_until_ready(params)
     t_end = time.perf_counter()
     return SVIRun(

@@ -170,7 +170,7 @@ def runs_engines(fit: Callable[..., Fit]) -> Callable[..., Fit]:
     """Decorator of a zoo model's ``fit(data..., method=..., seed=..., progress=..., options...)``: a method
     that is not one of the model's ``native_methods`` runs through :meth:`ZooModel.fit_engine`, with the
     options the caller gave (the native signature's defaults do not apply to another engine; any option
-    the engine does not take is refused by name)."""
+    the engine does not take is refused by name). Either way the fit's ``wall_time`` is the whole call."""
     sig = inspect.signature(fit)
     data_names = [n for n, p in sig.parameters.items()
                   if n != "self" and p.default is p.empty and p.kind is p.POSITIONAL_OR_KEYWORD]
@@ -183,7 +183,12 @@ def runs_engines(fit: Callable[..., Fit]) -> Callable[..., Fit]:
         if isinstance(method, str) and method in self.native_methods:
             taken = [n for n, p in sig.parameters.items() if p.default is not p.empty and n not in _CALL_ARGUMENTS]
             _refuse_options(self, method, sorted(extra), taken)
-            return fit(self, *args, **kwargs)
+            t0 = time.perf_counter()
+            result = fit(self, *args, **kwargs)
+            # what the user waited: the whole call, its starting values, predictions and InferenceData included
+            # (the training loop's own seconds are info["loop_time"], its compilation compile_time)
+            result.wall_time = time.perf_counter() - t0
+            return result
         options = {k: v for k, v in given.items() if k not in data_names and k not in _CALL_ARGUMENTS}
         return self.fit_engine(method, tuple(given[n] for n in data_names), seed=given.get("seed", 0),
                                progress=given.get("progress", False), options={**options, **extra})

@@ -429,7 +429,7 @@ class ClusteringVAE(ZooModel):
                   "n_labelled": int(labelled.size), "labelled_scale": float(labelled_scale),
                   "steps": int(run.num_steps), "steps_per_epoch": run.steps_per_epoch,
                   "seconds_per_epoch": run.run_time / epochs,
-                  "setup_time": run.setup_time,
+                  "setup_time": run.setup_time, "loop_time": run.loop_time,
                   "khat_reason": "not applicable: the guide q(y, z | x) is amortised over every image's own "
                                  "latents, not a distribution over global parameters; the held-out ELBO "
                                  "(fit.evaluate) judges it"},

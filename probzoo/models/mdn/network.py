@@ -13,6 +13,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from probzoo.infer.programs import SET_UP_OPTIONS
 from probzoo.nn import MLP
 from probzoo.validation import (
     as_array,
@@ -106,7 +107,9 @@ def _param_template(net: MLP, d: int) -> dict[str, Any]:
 @lru_cache(maxsize=16)
 def _init_fn(net: MLP, d: int) -> Callable:
     """flax's initialisation of ``net`` for inputs of width d, jitted (one compile instead of many eager ops)."""
-    return jax.jit(lambda key: net.init(key, jnp.zeros((1, d))))
+    program = jax.jit(lambda key: net.init(key, jnp.zeros((1, d))))
+    compiled = program.lower(jax.random.PRNGKey(0)).compile(compiler_options=SET_UP_OPTIONS)  # run once a fit
+    return compiled
 
 
 def _inverse_softplus(u: float) -> float:

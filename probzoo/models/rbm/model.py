@@ -249,7 +249,7 @@ class RBM(ZooModel):
         info = {"mcmc": False, "family": "custom", "k": k, "epochs": epochs, "batch_size": batch_size,
                 "khat_reason": "not applicable: contrastive divergence fits the parameters, not a distribution "
                                "over them; the held-out log-likelihood (fit.evaluate) judges the fit",
-                "steps_per_epoch": spe,
+                "steps_per_epoch": spe, "loop_time": wall - compile_time,
                 "learning_rate": learning_rate, "momentum": momentum, "weight_decay": weight_decay,
                 "n_chains": n_chains if method == "pcd" else None, "n_visible": n_visible,
                 "n_hidden": self.n_hidden, "n_data": n_data, "data_binary": bool(np.all((V == 0) | (V == 1))),

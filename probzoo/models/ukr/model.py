@@ -306,7 +306,7 @@ class UKR(ZooModel):
             arrays["history"] = np.stack(history)
         info = {"mcmc": False, "num_steps": run.num_steps, "n": len(Y),
                 "block_size": self.block_size or auto_block_size(len(Y)),
-                "final_loss": float(run.losses[-1]), "setup_time": run.setup_time}
+                "final_loss": float(run.losses[-1]), "setup_time": run.setup_time, "loop_time": run.loop_time}
         fit = UKRFit(model=self, method="map", params=params, idata=idata, losses=run.losses, arrays=arrays,
                      wall_time=run.wall_time, compile_time=run.compile_time, seed=seed, info=info)
         fit.info["reconstruction_error"] = fit.reconstruction_error()
