@@ -63,6 +63,23 @@ def test_wall_time_is_the_whole_call(two_branch):
     assert parts < fit.wall_time <= call
 
 
+def test_a_map_fits_inference_data_is_built_when_read_from_the_data_it_was_fitted_to(two_branch):
+    """The point's InferenceData is built on first read of fit.idata (not in the fit call), from copies of the
+    data: changing the caller's arrays afterwards changes nothing in it."""
+    x, y, *_ = two_branch
+    x, y = x[:1_000].copy(), y[:1_000].copy()
+    fit = MDN(n_components=2, hidden=(8,)).fit(x, y, num_steps=50)
+    assert "_build_idata" in vars(fit)                        # not built yet
+    x0, y0 = x.copy(), y.copy()
+    x[:], y[:] = 5.0, -5.0
+    idata = fit.idata
+    np.testing.assert_array_equal(idata.constant_data["x"].values, x0)
+    np.testing.assert_array_equal(idata.observed_data["y"].values, y0)
+    assert fit.idata is idata and "_build_idata" not in vars(fit)
+    # two programs computing the same float32 densities: equal to float32 rounding of values of order 1
+    np.testing.assert_allclose(idata.log_likelihood["y"].values[0, 0], fit.log_likelihood(x0, y0), rtol=1e-5, atol=1e-5)
+
+
 def test_two_branch_k2_recovers_each_branch(map2):
     pred, truth = map2.predict(GRID), true_components("two_branch", GRID)
     assert set(pred) == {"weights", "means", "stds"} and all(v.shape == (81, 2) for v in pred.values())

@@ -9,15 +9,32 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Mapping
-from typing import Any
+from functools import cache
+from typing import TYPE_CHECKING, Any
 
 import jax
 import numpy as np
 
-with warnings.catch_warnings():
-    # arviz 0.23 announces its 1.0 refactor with a FutureWarning at import time.
-    warnings.simplefilter("ignore", FutureWarning)
+if TYPE_CHECKING:
     import arviz as az
+
+
+@cache
+def _az() -> Any:
+    """ArviZ, imported on first use: its import (xarray, SciPy's statistics, matplotlib) takes over a second,
+    which a fit whose InferenceData is never asked for (or built later) need not wait for."""
+    with warnings.catch_warnings():
+        # arviz 0.23 announces its 1.0 refactor with a FutureWarning at import time.
+        warnings.simplefilter("ignore", FutureWarning)
+        import arviz
+
+    return arviz
+
+
+def __getattr__(name: str) -> Any:  # ``arviz_io.az``: the arviz module, imported on first use
+    if name == "az":
+        return _az()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = ["add_group", "az", "compare", "ess", "from_mcmc", "from_samples", "load_netcdf", "loo", "netcdf_safe",
            "rhat", "summary"]
@@ -56,7 +73,7 @@ def from_samples(
     with ``chains=True`` arrays already carry (chain, draw, ...).
     """
     add = not chains
-    idata = az.from_dict(
+    idata = _az().from_dict(
         posterior=_as_numpy(posterior, add_chain=add) or None,
         log_likelihood=_as_numpy(log_likelihood, add_chain=add),
         posterior_predictive=_as_numpy(posterior_predictive, add_chain=add),
@@ -77,7 +94,7 @@ def from_mcmc(mcmc: Any, *, log_likelihood: bool = True, posterior_predictive: M
     pp = None
     if posterior_predictive is not None:
         pp = {k: np.asarray(v) for k, v in posterior_predictive.items()}
-    idata = az.from_numpyro(mcmc, log_likelihood=log_likelihood, posterior_predictive=pp,
+    idata = _az().from_numpyro(mcmc, log_likelihood=log_likelihood, posterior_predictive=pp,
                             dims=dict(dims) if dims else None)
     if attrs:
         for group in idata.groups():
@@ -89,35 +106,35 @@ def summary(idata: az.InferenceData, var_names: list[str] | None = None, *, diag
     """``az.summary``; only the statistics (no r_hat/ESS) when ``diagnostics`` is False."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return az.summary(idata, var_names=var_names, kind="all" if diagnostics else "stats")
+        return _az().summary(idata, var_names=var_names, kind="all" if diagnostics else "stats")
 
 
 def loo(idata: az.InferenceData, var_name: str | None = None, pointwise: bool = False):
     """PSIS-LOO (``az.loo``) on the fit's pointwise log-likelihood."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return az.loo(idata, var_name=var_name, pointwise=pointwise)
+        return _az().loo(idata, var_name=var_name, pointwise=pointwise)
 
 
 def compare(fits: Mapping[str, az.InferenceData], var_name: str | None = None):
     """``az.compare`` of several fits by ELPD-LOO."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return az.compare(dict(fits), ic="loo", var_name=var_name)
+        return _az().compare(dict(fits), ic="loo", var_name=var_name)
 
 
 def rhat(idata_or_array: Any, **kwargs: Any):
     """``az.rhat``: on an InferenceData or Dataset, or a float for an array of shape (chain, draw)."""
     if isinstance(idata_or_array, (np.ndarray, jax.Array)):
-        return _scalar(az.rhat, idata_or_array, **kwargs)
-    return az.rhat(idata_or_array, **kwargs)
+        return _scalar(_az().rhat, idata_or_array, **kwargs)
+    return _az().rhat(idata_or_array, **kwargs)
 
 
 def ess(idata_or_array: Any, **kwargs: Any):
     """``az.ess`` (bulk by default): on an InferenceData or Dataset, or a float for an array (chain, draw)."""
     if isinstance(idata_or_array, (np.ndarray, jax.Array)):
-        return _scalar(az.ess, idata_or_array, **kwargs)
-    return az.ess(idata_or_array, **kwargs)
+        return _scalar(_az().ess, idata_or_array, **kwargs)
+    return _az().ess(idata_or_array, **kwargs)
 
 
 def _scalar(stat: Any, draws: Any, **kwargs: Any) -> float:
@@ -158,7 +175,7 @@ def to_netcdf(idata: az.InferenceData, path: str) -> None:
 
 def load_netcdf(path: str) -> az.InferenceData:
     """Read an InferenceData fully into memory (so the file can be moved or replaced afterwards)."""
-    idata = az.from_netcdf(path, engine="h5netcdf")
+    idata = _az().from_netcdf(path, engine="h5netcdf")
     for group in idata.groups():
         getattr(idata, group).load()
     return idata

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -127,6 +128,12 @@ class Fit:
         spe = int(self.info.get("steps_per_epoch") or 1)
         return np.array([losses[i:i + spe].mean() for i in range(0, len(losses), spe)])
 
+    def defer_idata(self, build: Callable[[], Any]) -> None:
+        """Let ``build()`` make the InferenceData when ``fit.idata`` is first read, not now: building it (and
+        importing ArviZ) is a second or two that a fit whose ``idata`` is never read need not spend. ``build``
+        must depend on nothing that can change after the fit (copies of the data, the fit's own arrays)."""
+        self.__dict__["_idata"], self.__dict__["_build_idata"] = None, build
+
     def diagnostics(self) -> dict[str, Any]:
         """The evidence of the fit's quality (:mod:`probzoo.infer.diagnostics`), read from its InferenceData.
 
@@ -211,6 +218,23 @@ class Fit:
 
         replace_folder(write, path)
         return path
+
+
+def _get_idata(fit: Fit) -> Any:
+    build = fit.__dict__.pop("_build_idata", None)
+    if build is not None:
+        fit.__dict__["_idata"] = build()
+    return fit.__dict__.get("_idata")
+
+
+def _set_idata(fit: Fit, value: Any) -> None:
+    fit.__dict__.pop("_build_idata", None)
+    fit.__dict__["_idata"] = value
+
+
+# ``idata`` is a field of the dataclass (its __init__ takes it) read through a property, so that a fit can defer
+# building it (:meth:`Fit.defer_idata`); set after the class is made, where the field's default was taken
+Fit.idata = property(_get_idata, _set_idata, doc="The fit's arviz.InferenceData (built on first read if deferred).")
 
 
 def _json_default(obj: Any) -> Any:

@@ -291,7 +291,9 @@ class MDN(ZooModel):
                 "loop_time": run.loop_time}
         fit = MDNFit.build(self, method, x, draws, params=_nest(params), losses=run.losses,
                            wall_time=run.wall_time, compile_time=run.compile_time, seed=seed, info=info)
-        fit.idata = fit.inference_data(x, y, seed=seed)
+        # built when first read (fit.idata): the point's InferenceData is not what a MAP fit is called for;
+        # from copies of the data, which the caller may change afterwards
+        fit.defer_idata(partial(fit.inference_data, np.array(x), np.array(y), seed=seed))
         if method != "map":  # the evidence of the fit's quality: PSIS k-hat over the guide's draws
             log_ratios = guide_log_ratios(self.model, guide, run.params, (x, y), seed=seed + 2)
             fit.info["khat"] = psis_khat(log_ratios)
