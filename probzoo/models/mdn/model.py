@@ -291,8 +291,8 @@ class MDN(ZooModel):
                 "loop_time": run.loop_time}
         fit = MDNFit.build(self, method, x, draws, params=_nest(params), losses=run.losses,
                            wall_time=run.wall_time, compile_time=run.compile_time, seed=seed, info=info)
-        # built when first read (fit.idata): the point's InferenceData is not what a MAP fit is called for;
-        # from copies of the data, which the caller may change afterwards
+        # built when fit.idata is first read (a MAP fit's caller may never read it; a variational fit reads it
+        # below, to record k-hat), from copies of the data, which the caller may change afterwards
         fit.defer_idata(partial(fit.inference_data, np.array(x), np.array(y), seed=seed))
         if method != "map":  # the evidence of the fit's quality: PSIS k-hat over the guide's draws
             log_ratios = guide_log_ratios(self.model, guide, run.params, (x, y), seed=seed + 2)

@@ -106,10 +106,10 @@ def _param_template(net: MLP, d: int) -> dict[str, Any]:
 
 @lru_cache(maxsize=16)
 def _init_fn(net: MLP, d: int) -> Callable:
-    """flax's initialisation of ``net`` for inputs of width d, jitted (one compile instead of many eager ops)."""
+    """flax's initialisation of ``net`` for inputs of width d as one compiled program (not many eager ops),
+    compiled without XLA's backend optimisations: it runs once a fit."""
     program = jax.jit(lambda key: net.init(key, jnp.zeros((1, d))))
-    compiled = program.lower(jax.random.PRNGKey(0)).compile(compiler_options=SET_UP_OPTIONS)  # run once a fit
-    return compiled
+    return program.lower(jax.random.PRNGKey(0)).compile(compiler_options=SET_UP_OPTIONS)
 
 
 def _inverse_softplus(u: float) -> float:
