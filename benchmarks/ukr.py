@@ -12,7 +12,13 @@ N that fits in 24 GiB is extrapolated, not measured: dense as a + b N^2 fitted t
 baseline + k block(N) N with k from the largest run. A last run measures the public entry point
 ``UKR().fit`` (PCA initialisation, a few SVI steps, InferenceData) at the largest N.
 
+With ``--devices D`` probzoo's side splits the rows of its kernel sums over D devices (forced host devices
+on a CPU, ``XLA_FLAGS=--xla_force_host_platform_device_count=D`` in its process), and ``--no-dense`` leaves
+the dense peer out (for the large-N curve, where it cannot run). The report fits seconds per step as
+a + b N^2 to probzoo's runs (the kernel sums are O(N^2) work).
+
     python benchmarks/ukr.py [--sizes 400 2000 5000 20000] [--steps 10]      # prints JSON
+    python benchmarks/ukr.py --sizes 5000 10000 20000 50000 100000 --devices 2 --no-dense --big-steps 1
 """
 
 from __future__ import annotations
@@ -37,7 +43,9 @@ def _peak_rss() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
-def worker_step(side: str, n: int, steps: int) -> dict:
+def worker_step(side: str, n: int, steps: int, devices: int = 1) -> dict:
+    from functools import partial
+
     import jax
     import jax.numpy as jnp
     import numpy as np
@@ -45,11 +53,13 @@ def worker_step(side: str, n: int, steps: int) -> dict:
     from numpyro.infer.util import log_density
 
     import probzoo as pz
+    from probzoo.infer.devices import DataParallel
     from probzoo.models.ukr.kernel import auto_block_size
 
     Y, _ = pz.data.saddle(n=n, grid=False, seed=0)
     block = auto_block_size(n) if side == "probzoo" else n  # block_size >= N: dense, plain autodiff
-    model = pz.UKR(block_size=block)
+    ukr = pz.UKR(block_size=block)
+    model = ukr.model if devices == 1 else partial(ukr.model, parallel=DataParallel.of(devices))
     rng = np.random.default_rng(0)
     params = {"x": jnp.asarray(4.0 * rng.standard_normal((n, 2)), jnp.float32), "s": jnp.asarray(0.1)}
 
@@ -77,7 +87,9 @@ def worker_step(side: str, n: int, steps: int) -> dict:
         jax.block_until_ready(value)
         times.append(time.perf_counter() - t0)
     path = "blockwise, custom VJP" if side == "probzoo" and block < n else "dense, autodiff"
-    return {"side": side, "n": n, "block_size": block if side == "probzoo" else None, "path": path,
+    if devices > 1:
+        path += f", rows split over {devices} devices"
+    return {"side": side, "n": n, "devices": devices, "block_size": block if side == "probzoo" else None, "path": path,
             "median_step_s": float(np.median(times)), "steps_timed": steps, "first_step_s": first,
             "loss": float(value), "peak_rss_gib": _peak_rss() / GIB, "baseline_rss_gib": base / GIB,
             "peak_above_baseline_gib": (_peak_rss() - base) / GIB}
@@ -97,8 +109,10 @@ def worker_fit(n: int, steps: int) -> dict:
             "baseline_rss_gib": base / GIB, "peak_above_baseline_gib": (_peak_rss() - base) / GIB}
 
 
-def _run(args: list[str]) -> dict:
-    out = subprocess.run([sys.executable, __file__, "--worker", *args], capture_output=True, text=True, check=False)
+def _run(args: list[str], devices: int = 1) -> dict:
+    env = {**os.environ, "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}"} if devices > 1 else None
+    out = subprocess.run([sys.executable, __file__, "--worker", *args], capture_output=True, text=True, check=False,
+                         env=env)
     if out.returncode != 0:
         return {"error": out.stderr.strip().splitlines()[-1] if out.stderr.strip() else f"exit {out.returncode}"}
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -135,6 +149,20 @@ def _predict_quadratic(mem_gib: dict[int, float], n: int) -> float:
     return float(a + b * n**2)
 
 
+def _quadratic_time(rows: list[dict]) -> dict | None:
+    """a + b N^2 fitted to the measured seconds per step, and each run's ratio to the fit."""
+    import numpy as np
+
+    rows = [r for r in rows if "median_step_s" in r]
+    if len(rows) < 2:
+        return None
+    ns = np.asarray([r["n"] for r in rows], float)
+    t = np.asarray([r["median_step_s"] for r in rows])
+    (a, b), *_ = np.linalg.lstsq(np.column_stack([np.ones(len(ns)), ns**2]), t, rcond=None)
+    return {"a_s": float(a), "b_s_per_pair": float(b),
+            "measured_over_fit": {int(n): float(v / (a + b * n**2)) for n, v in zip(ns, t, strict=True)}}
+
+
 def _largest_n_blockwise(row: dict, budget_gib: float = 24.0) -> dict:
     """Blockwise memory is baseline + k * block(N) * N: block(N) x N stays near 4M kernel entries until the
     block reaches its floor of 64 rows (N > 65,536), then grows linearly. k (bytes per kernel entry of a
@@ -164,20 +192,24 @@ def main() -> None:
                         help="timed steps per (side, N) for 2000 < N <= 5000 (5x that for N <= 2000)")
     parser.add_argument("--big-steps", type=int, default=3, help="timed steps per side for N > 5000")
     parser.add_argument("--fit-steps", type=int, default=3, help="SVI steps of the UKR().fit run at the largest N")
+    parser.add_argument("--devices", type=int, default=1, help="devices probzoo's side splits its rows over")
+    parser.add_argument("--no-dense", action="store_true", help="leave the dense peer out")
     parser.add_argument("--worker", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         kind, *rest = args.worker
         result = worker_fit(int(rest[0]), int(rest[1])) if kind == "fit" else \
-            worker_step(kind, int(rest[0]), int(rest[1]))
+            worker_step(kind, int(rest[0]), int(rest[1]), int(rest[2]) if len(rest) > 2 else 1)
         print(json.dumps(result))
         return
 
     rows, dense_mem = [], {}
     for n in sorted(args.sizes):
         steps = args.big_steps if n > 5000 else (args.steps if n > 2000 else 5 * args.steps)
-        blockwise = _run(["probzoo", str(n), str(steps)])
+        blockwise = _run(["probzoo", str(n), str(steps), str(args.devices)], args.devices)
         rows.append(blockwise)
+        if args.no_dense:
+            continue
         predicted = _predict_quadratic(dense_mem, n) if len(dense_mem) >= 2 else None
         limit = 0.5 * _available_gib()
         if predicted is not None and predicted > limit:
@@ -194,7 +226,7 @@ def main() -> None:
                     blockwise["dense_over_probzoo_time"] = dense["median_step_s"] / blockwise["median_step_s"]
                     blockwise["dense_over_probzoo_memory"] = (dense["peak_above_baseline_gib"]
                                                               / blockwise["peak_above_baseline_gib"])
-    fit_row = _run(["fit", str(max(args.sizes)), str(args.fit_steps)])
+    fit_row = None if args.no_dense else _run(["fit", str(max(args.sizes)), str(args.fit_steps)])
     measured = [r for r in rows if r.get("side") == "probzoo" and "peak_rss_gib" in r]
     dense_ns = sorted(dense_mem)
     dense_total = [next(r["peak_rss_gib"] for r in rows if r.get("side") == "dense" and r.get("n") == k
@@ -204,6 +236,7 @@ def main() -> None:
         "machine": {"cpu_count": os.cpu_count(), "mem_available_gib_at_end": _available_gib()},
         "rows": rows,
         "public_fit": fit_row,
+        "probzoo seconds per step = a + b N^2 (least squares on its runs)": _quadratic_time(measured),
         "largest_n_in_24_gib (extrapolated from the measured peak RSS)": {
             "dense (peak = a + b N^2, fitted on the dense runs)": _largest_n(dense_ns, dense_total, 2),
             "probzoo blockwise (peak = baseline + k block(N) N, k from the largest run)":

@@ -21,8 +21,8 @@ import numpy as np
 
 from probzoo.infer.atomic import atomic_write
 
-__all__ = ["Checkpoint", "CorruptFileError", "atomic_write", "check_resume", "data_digest", "json_checksum",
-           "load_checkpoint", "save_checkpoint", "sha256"]
+__all__ = ["Checkpoint", "CorruptFileError", "atomic_write", "check_checkpointing", "check_resume", "data_digest",
+           "json_checksum", "load_checkpoint", "save_checkpoint", "sha256"]
 
 FORMAT = "probzoo-checkpoint-1"
 
@@ -51,6 +51,18 @@ def data_digest(*arrays: Any) -> str:
         if isinstance(a, (np.ndarray, jax.Array)):
             h.update(sha256(np.asarray(a)).encode())
     return h.hexdigest()[:16]
+
+
+def check_checkpointing(checkpoint: Any, checkpoint_every: Any) -> int | None:
+    """``checkpoint_every`` checked (a positive int, or None), and refused without a ``checkpoint`` path."""
+    from probzoo.validation import check_int
+
+    if checkpoint_every is None:
+        return None
+    checkpoint_every = check_int(checkpoint_every, "checkpoint_every", minimum=1)
+    if checkpoint is None:
+        raise ValueError("checkpoint: checkpoint_every needs a checkpoint path")
+    return checkpoint_every
 
 
 def check_resume(meta: dict[str, Any], expected: dict[str, Any]) -> None:

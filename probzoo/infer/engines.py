@@ -260,10 +260,17 @@ def _svi_run(make_guide: Callable[[Any, Any, Mapping[str, Any]], Any], point: bo
         lr = check_positive(options["learning_rate"], "learning_rate")
         num_particles = check_int(options.get("num_particles", 1), "num_particles", minimum=1)
         num_draws = check_int(options.get("num_draws", 1), "num_draws", minimum=1)
+        devices, plate_size = options.get("devices"), None
+        if devices is not None:  # each step's rows of the data plate are split over the devices
+            plate_size = _plate_size(model)
+            if plate_size is None:
+                raise ValueError(f"devices: the model has no data plate named {getattr(model, 'plate', None)!r} "
+                                 "whose rows the devices could split")
         guide = make_guide(model.model, _init_strategy(model, seed), options)
         svi = run_svi(model.model, guide, *model.args, optim=_svi_optimizer(lr, num_steps),
-                      loss=OrderedTraceELBO(num_particles=num_particles),
-                      num_steps=num_steps, seed=seed, progress=progress, desc=eng.name, **model.kwargs)
+                      loss=OrderedTraceELBO(num_particles=num_particles), num_steps=num_steps, seed=seed,
+                      progress=progress, desc=eng.name, devices=devices, data_size=plate_size,
+                      plate=getattr(model, "plate", None) or "data", **model.kwargs)
         key = jax.random.PRNGKey(seed + 1)
         n = 1 if point else num_draws
         draws = svi.sample_posterior(key, n)
@@ -304,6 +311,7 @@ def svi_engine(name: str, family: Family, description: str, applies_to: str,
         supports = with_max_dimension(name, supports, max_dim, why)
     # a point estimate has one "draw" and a deterministic objective: no particles, no draws to choose
     options = {"learning_rate": _SVI_OPTIONS["learning_rate"]} if point else {**_SVI_OPTIONS, **(extra or {})}
+    options["devices"] = None  # None, N or "all": each step's rows of the data plate split over that many devices
     return register(Engine(name, family, description, applies_to, dict(_SVI_BUDGET), options, supports,
                            _bound(_svi_run(make_guide, point=point), name),
                            posterior=None if point else _svi_posterior(make_guide)))
@@ -429,8 +437,8 @@ def _mcmc_run(make_kernel: Callable[[Any, Any, Mapping[str, Any]], Any],
             progress: bool) -> Any:
         t0 = time.perf_counter()
         kernel = make_kernel(model, _init_strategy(model, seed), {**options, "seed": seed})
-        chain_method = options.get("chain_method")
-        own_chains = isinstance(kernel, (HMCECS, BarkerMH, SA)) and budget["num_chains"] > 1
+        chain_method, devices = options.get("chain_method"), options.get("devices")
+        own_chains = isinstance(kernel, (HMCECS, BarkerMH, SA)) and budget["num_chains"] > 1 and devices is None
         if chain_method is None and own_chains and jax.local_device_count() >= budget["num_chains"]:
             chain_method = "parallel"
         if chain_method in (None, "vectorized") and own_chains:
@@ -441,7 +449,7 @@ def _mcmc_run(make_kernel: Callable[[Any, Any, Mapping[str, Any]], Any],
         else:
             r = run_mcmc(kernel, *model.args, num_warmup=budget["num_warmup"], num_samples=budget["num_samples"],
                          num_chains=budget["num_chains"], seed=seed, progress=progress, chain_method=chain_method,
-                         extra_fields=fields, **model.kwargs)
+                         extra_fields=fields, devices=devices, **model.kwargs)
             mcmc, chain_method = r.mcmc, r.chain_method
             samples, extra = mcmc.get_samples(group_by_chain=True), mcmc.get_extra_fields(group_by_chain=True)
             warm, steps = r.warmup_steps, r.sample_steps
@@ -496,7 +504,7 @@ def mcmc_engine(name: str, description: str, applies_to: str, make_kernel: Calla
                  fields: tuple[str, ...] = (), supports: Callable[[Any], str | None] | None = None,
                  traced: bool = True) -> Engine:
     return register(Engine(name, Family.MCMC, description, applies_to, dict(budget or _MCMC_BUDGET),
-                           {"chain_method": None, **options}, supports or needs_continuous(name),
+                           {"chain_method": None, "devices": None, **options}, supports or needs_continuous(name),
                            _bound(_mcmc_run(make_kernel, fields), name),
                            posterior=_mcmc_posterior(make_kernel) if traced else None))
 

@@ -15,7 +15,10 @@ needs, in one place:
 - exact resume: one check (the run's ``identity``: budget, batching, seed, data digest and the fit's
   settings) before the state is restored; the resumed run executes the same compiled program from the
   restored state, so it ends with exactly the state of an uninterrupted run;
-- callbacks ``callback(step, losses, state)`` after every chunk, and the loss history.
+- callbacks ``callback(step, losses, state)`` after every chunk, and the loss history;
+- data parallelism (``parallel``, a :class:`~probzoo.infer.devices.DataParallel`): the state and the data
+  replicated over a mesh of devices (of one process or several), the chunk's minibatches split over it by
+  the chunk itself; only process 0 writes checkpoints and shows progress.
 
 Chunks are laid out from step 0 (:func:`chunk_plan`), whole epochs at a time when the fit minibatches, so
 a resumed run follows the schedule of an uninterrupted one.
@@ -35,6 +38,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from probzoo.infer.checkpoint import check_resume, load_checkpoint, save_checkpoint
+from probzoo.infer.devices import DataParallel, is_writer
 
 __all__ = ["LoopRun", "NonFiniteLossError", "chunk_length", "chunk_plan", "run_loop"]
 
@@ -97,6 +101,7 @@ def run_loop(
     callback: Callable[[int, np.ndarray, Any], Any] | None = None,
     finite: Callable[[Any], bool] | None = None,
     log: Callable[[int, np.ndarray], str | None] | None = None,
+    parallel: DataParallel | None = None,
 ) -> LoopRun:
     """Run ``chunk`` from ``state`` for ``total`` steps (see the module docstring).
 
@@ -104,7 +109,9 @@ def run_loop(
     into it. ``identity`` is what a checkpoint records of its run and a resume must match (with a
     ``"total"`` entry, a resume must also have the same number of steps; without one it may run longer).
     ``finite(state)`` (optional) is checked after each chunk besides the losses. ``log(step, chunk_losses)``
-    may return a line that the progress bar prints after the chunk (with ``progress``).
+    may return a line that the progress bar prints after the chunk (with ``progress``). With ``parallel``
+    the state and the operands are replicated over its devices and the state stays replicated from chunk
+    to chunk; the returned state is on the host (NumPy), the same in every process.
     """
     t0 = time.perf_counter()
     start, losses_done = 0, np.zeros((0,), np.float32)
@@ -122,6 +129,10 @@ def run_loop(
     if start and plan and plan[0][0] != start:
         raise ValueError("resume: the checkpoint's step does not fall on a chunk boundary of this run")
 
+    writer = is_writer()
+    progress = progress and writer
+    if parallel is not None:
+        state, operands = parallel.replicate(state), parallel.replicate(tuple(operands))
     compile_time, program = 0.0, None
     loss_parts = [losses_done]
     step = last_saved = start
@@ -131,7 +142,9 @@ def run_loop(
             args = (state, *operands, jnp.asarray(first, jnp.int32), jnp.asarray(length, jnp.int32))
             if program is None:
                 t_compile = time.perf_counter()
-                program = jax.jit(chunk).lower(*args).compile()
+                # with a mesh, the state and the losses come back replicated, ready for the next chunk
+                jitted = jax.jit(chunk) if parallel is None else jax.jit(chunk, out_shardings=parallel.replicated)
+                program = jitted.lower(*args).compile()
                 compile_time = time.perf_counter() - t_compile
             state, chunk_losses = program(*args)
             chunk_losses = np.asarray(chunk_losses, dtype=np.float32)[:length]
@@ -150,7 +163,7 @@ def run_loop(
             bar.set_postfix(loss=f"{float(np.mean(chunk_losses)):.4g}")
             if progress and log is not None and (line := log(step, chunk_losses)):
                 bar.write(line)
-            if checkpoint is not None and checkpoint_every is not None and (
+            if writer and checkpoint is not None and checkpoint_every is not None and (
                     step // checkpoint_every > last_saved // checkpoint_every or step == total):
                 save_checkpoint(checkpoint, state, step, np.concatenate(loss_parts), **identity)
                 last_saved = step
@@ -159,5 +172,7 @@ def run_loop(
     finally:
         bar.close()
     jax.block_until_ready(state)
+    if parallel is not None:  # what follows the loop (draws, scores, figures) runs in each process on its own
+        state = jax.tree.map(np.asarray, state)
     return LoopRun(state=state, losses=np.concatenate(loss_parts), compile_time=compile_time,
                    wall_time=time.perf_counter() - t0)

@@ -1,20 +1,24 @@
-"""The MCMC runner: ``numpyro.infer.MCMC`` for any kernel, with chains spread over devices when possible."""
+"""The MCMC runner: ``numpyro.infer.MCMC`` for any kernel, its chains vectorised, one after another, or split over
+devices (``devices=``: a mesh of the devices of one process or several, through ``jax.shard_map``)."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import jax
 import numpy as np
+from jax.sharding import PartitionSpec
 from numpyro.infer import MCMC
 from numpyro.infer.mcmc import MCMCKernel
 
+from probzoo.infer.devices import AXIS, DataParallel
 from probzoo.infer.diagnostics import gradient_field
 from probzoo.validation import check_choice, check_int, check_seed
 
-__all__ = ["MCMCRun", "choose_chain_method", "run_counting_gradients", "run_mcmc"]
+__all__ = ["MCMCRun", "choose_chain_method", "run_counting_gradients", "run_mcmc", "sharded_chains"]
 
 
 @dataclass
@@ -42,6 +46,33 @@ def choose_chain_method(num_chains: int) -> str:
     return "parallel" if jax.local_device_count() >= num_chains else "vectorized"
 
 
+def sharded_chains(parallel: DataParallel, num_chains: int) -> Callable[[Callable], Callable]:
+    """A ``chain_method`` for ``numpyro.infer.MCMC`` that splits the chains over the devices of ``parallel``'s
+    mesh (of one process or several) with ``jax.shard_map``, in place of ``pmap``.
+
+    Each device runs its chains one after another (``lax.map``): every chain runs the same single-chain
+    program from its own key, so the draws of chain i do not depend on how many devices there are. The
+    draws come back replicated, so every process holds every chain.
+    """
+    parallel.check_batch(num_chains, "num_chains")
+
+    def chain_method(single_chain: Callable) -> Callable:
+        program = jax.jit(jax.shard_map(lambda chains: jax.lax.map(single_chain, chains), mesh=parallel.mesh,
+                                        in_specs=PartitionSpec(AXIS), out_specs=PartitionSpec(AXIS),
+                                        check_vma=False))
+
+        def run(chains: Any) -> Any:
+            def put(x: Any) -> Any:
+                host = np.asarray(x)
+                return jax.make_array_from_callback(host.shape, parallel.rows, lambda index: host[index])
+
+            return jax.tree.map(np.asarray, parallel.gather(program(jax.tree.map(put, chains))))
+
+        return run
+
+    return chain_method
+
+
 def run_mcmc(
     kernel: MCMCKernel,
     *args: Any,
@@ -54,12 +85,15 @@ def run_mcmc(
     chain_method: str | None = None,
     init_params: Any = None,
     extra_fields: tuple[str, ...] = (),
+    devices: Any = None,
     **kwargs: Any,
 ) -> MCMCRun:
     """Run ``kernel`` under ``numpyro.infer.MCMC`` on the model data ``*args``/``**kwargs``.
 
     ``chain_method=None`` picks "parallel" (one device per chain, e.g. with
     ``XLA_FLAGS=--xla_force_host_platform_device_count=N``) when enough devices exist, else "vectorized".
+    ``devices`` (None, N or "all") splits the chains over that many devices instead (:func:`sharded_chains`;
+    ``chain_method`` is then "sharded"), the same draws per chain whatever their number.
     """
     if not isinstance(kernel, MCMCKernel):
         raise TypeError(f"kernel: expected a numpyro MCMCKernel, got {type(kernel).__name__}")
@@ -67,10 +101,17 @@ def run_mcmc(
     num_samples = check_int(num_samples, "num_samples", minimum=1)
     num_chains = check_int(num_chains, "num_chains", minimum=1)
     seed = check_seed(seed)
-    method = chain_method or choose_chain_method(num_chains)
-    check_choice(method, "chain_method", ("parallel", "vectorized", "sequential"))
+    parallel = DataParallel.of(devices)
+    if parallel is not None:
+        if chain_method not in (None, "sharded"):
+            raise ValueError(f"chain_method: {chain_method!r} with devices; devices splits the chains over the "
+                             "devices (chain_method 'sharded'): give one or the other")
+        method, runner = "sharded", sharded_chains(parallel, num_chains)
+    else:
+        method = chain_method or choose_chain_method(num_chains)
+        runner = check_choice(method, "chain_method", ("parallel", "vectorized", "sequential"))
     mcmc = MCMC(kernel, num_warmup=num_warmup, num_samples=num_samples, num_chains=num_chains,
-                thinning=thinning, chain_method=method, progress_bar=progress)
+                thinning=thinning, chain_method=runner, progress_bar=progress and parallel is None)
     t0 = time.perf_counter()
     warmup_steps, sample_steps = run_counting_gradients(mcmc, jax.random.PRNGKey(seed), args, kwargs,
                                                         extra_fields, init_params=init_params)

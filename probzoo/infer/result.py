@@ -177,8 +177,15 @@ class Fit:
 
     # --- persistence -----------------------------------------------------------------------------
     def save(self, path: str | os.PathLike, overwrite: bool = False) -> Path:
-        """Write the fit to the folder ``path``; refuses to replace an existing one unless ``overwrite``."""
+        """Write the fit to the folder ``path``; refuses to replace an existing one unless ``overwrite``.
+
+        In a job of several processes (``jax.distributed``), where every process holds the same fit, only
+        process 0 writes; the others return ``path`` without touching it."""
+        from probzoo.infer.devices import is_writer
+
         path = Path(path)
+        if not is_writer():
+            return path
         if path.exists() and not overwrite:
             raise FileExistsError(f"path: {path} exists; pass overwrite=True to replace it")
         if self.model is None or not hasattr(self.model, "get_config"):

@@ -29,7 +29,8 @@ from numpyro.infer.util import compute_log_probs
 from numpyro.optim import _NumPyroOptim, optax_to_numpyro
 from numpyro.util import _validate_model, check_model_guide_match
 
-from probzoo.infer.checkpoint import data_digest
+from probzoo.infer.checkpoint import check_checkpointing, data_digest
+from probzoo.infer.devices import DataParallel
 from probzoo.infer.loop import NonFiniteLossError, chunk_length, run_loop
 from probzoo.infer.programs import call_set_up, fresh_guide, guide_posterior, is_array
 from probzoo.validation import check_int, check_positive, check_seed
@@ -165,6 +166,8 @@ def run_svi(
     resume: str | os.PathLike | None = None,
     settings: dict[str, Any] | None = None,
     desc: str = "SVI",
+    devices: Any = None,
+    split_rows: bool = True,
     **kwargs: Any,
 ) -> SVIRun:
     """Run SVI on ``model``/``guide`` with data ``*args``/``**kwargs``.
@@ -176,9 +179,13 @@ def run_svi(
     full SVI state atomically every so many steps (at the next chunk end); ``resume`` continues from such a
     file and ends with exactly the parameters of an uninterrupted run; it refuses a checkpoint of another
     run (budget, batching, seed, data or the caller's ``settings`` differ). ``callback(step, losses, state)``
-    is called after every chunk.
+    is called after every chunk. ``devices`` (None, N or "all"; see :mod:`probzoo.infer.devices`) splits
+    each minibatch's rows of the ``plate`` over that many devices (the full data set when there are no
+    minibatches), with the parameters and optimiser state replicated; with ``split_rows=False`` the loop
+    only replicates the state and the data over the devices, and the model splits its own work over them.
     """
     seed = check_seed(seed)
+    parallel = DataParallel.of(devices)
     learning_rate = check_positive(learning_rate, "learning_rate")
     if (num_steps is None) == (epochs is None):
         raise ValueError("num_steps, epochs: give exactly one budget")
@@ -193,6 +200,15 @@ def run_svi(
         if batch_size > data_size:
             raise ValueError(f"batch_size: {batch_size} exceeds the number of data points ({data_size})")
         spe = data_size // batch_size
+    if parallel is not None and split_rows:  # what the devices split: each minibatch, or every row each step
+        if data_size is None:
+            if not args:
+                raise ValueError("devices: needs the data positionally (their rows are split over the devices)")
+            data_size = check_int(int(np.shape(args[0])[0]), "data_size", minimum=1)
+        if batch_size is None:
+            parallel.check_batch(data_size, "devices: the number of data points (full-batch steps)")
+        else:
+            parallel.check_batch(batch_size)
     if epochs is not None:
         epochs = check_int(epochs, "epochs", minimum=1)
         total = epochs * (spe or 1)
@@ -201,10 +217,7 @@ def run_svi(
     if chunk_size is None:
         chunk_size = spe * max(1, math.ceil(50 / spe)) if spe else int(np.clip(math.ceil(total / 100), 1, 1000))
     chunk_size = check_int(chunk_size, "chunk_size", minimum=1)
-    if checkpoint_every is not None:
-        checkpoint_every = check_int(checkpoint_every, "checkpoint_every", minimum=1)
-        if checkpoint is None:
-            raise ValueError("checkpoint: checkpoint_every needs a checkpoint path")
+    checkpoint_every = check_checkpointing(checkpoint, checkpoint_every)
 
     optimiser = _as_optim(optim, learning_rate)
     loss = loss if loss is not None else OrderedTraceELBO()
@@ -247,9 +260,12 @@ def run_svi(
         svi = traced_svi(dargs, dkw)[0]
         losses = jnp.zeros((chunk_len,), jnp.float32)
         if spe is None:
+            # over several devices, every row of the plate each step, split over them
+            every_row = None if parallel is None or not split_rows else parallel.split(jnp.arange(data_size))
+
             def body(i, carry):
                 s, ls = carry
-                s, loss_i = one_step(svi, s, None, dargs, dkw)
+                s, loss_i = one_step(svi, s, every_row, dargs, dkw)
                 return s, ls.at[i].set(loss_i.astype(jnp.float32))
 
             st, losses = jax.lax.fori_loop(0, n, body, (st, losses))
@@ -263,6 +279,8 @@ def run_svi(
             step = first + i
             perm = jax.lax.cond((step % spe == 0) & (i > 0), permutation, lambda _: perm, step)
             idx = jax.lax.dynamic_slice_in_dim(perm, (step % spe) * batch_size, batch_size)
+            if parallel is not None and split_rows:
+                idx = parallel.split(idx)
             s, loss_i = one_step(svi, s, idx, dargs, dkw)
             return s, perm, ls.at[i].set(loss_i.astype(jnp.float32))
 
@@ -271,7 +289,7 @@ def run_svi(
 
     run = run_loop(chunk_fn, state, (dyn_args, dyn_kwargs), total=total, steps_per_epoch=spe,
                    chunk_size=chunk_size, identity=identity, desc=desc, progress=progress, checkpoint=checkpoint,
-                   checkpoint_every=checkpoint_every, resume=resume, callback=callback)
+                   checkpoint_every=checkpoint_every, resume=resume, callback=callback, parallel=parallel)
     state, compile_time = run.state, run.compile_time
     jax.block_until_ready(state)
     t_params = time.perf_counter()

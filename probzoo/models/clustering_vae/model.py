@@ -381,6 +381,7 @@ class ClusteringVAE(ZooModel):
         callback: Callable | None = None,
         num_draws: int = 4,
         n_reconstructions: int = 64,
+        devices: Any = None,
     ) -> ClusteringVAEFit:
         """Train by minibatch SVI; ``labels`` (optional) has one int per row, -1 for unlabelled rows.
 
@@ -388,7 +389,8 @@ class ClusteringVAE(ZooModel):
         ``TraceEnum_ELBO``) or "score" (y sampled, score-function gradients, ``TraceGraph_ELBO``). The
         returned fit's ``idata`` holds ``num_draws`` guide draws of y and z per row with q(y | x)
         ("y_probs"), the pointwise log-likelihood, reconstructions of the first ``n_reconstructions`` rows
-        as posterior predictive, and the loss trace (group "training").
+        as posterior predictive, and the loss trace (group "training"). ``devices`` (None, N or "all") splits
+        each minibatch over that many devices (:mod:`probzoo.infer.devices`).
         """
         method = check_choice(method, "method", METHODS)
         X = self._check_X(X)
@@ -416,7 +418,8 @@ class ClusteringVAE(ZooModel):
             self.model, guide, X, labels, labelled if labelled.size else None,
             optim=_optimiser(learning_rate), loss=loss, epochs=epochs, batch_size=batch_size, seed=seed,
             progress=progress, callback=callback, checkpoint=checkpoint, checkpoint_every=checkpoint_every,
-            resume=resume, desc=f"ClusteringVAE/{method}", method=method, labelled_batch=batch_size,
+            resume=resume, desc=f"ClusteringVAE/{method}", devices=devices, method=method,
+            labelled_batch=batch_size,
             settings={"model": "ClusteringVAE", "config": self.get_config(), "method": method,
                       "learning_rate": learning_rate},
             schedule_steps=steps, labelled_scale=float(labelled_scale),

@@ -231,6 +231,7 @@ class MDN(ZooModel):
         checkpoint: str | Path | None = None,
         checkpoint_every: int | None = None,
         resume: str | Path | None = None,
+        devices: Any = None,
     ) -> MDNFit:
         """Fit the network to (x, y); returns an :class:`MDNFit`.
 
@@ -239,7 +240,9 @@ class MDN(ZooModel):
         keeps it fixed; ``optim`` replaces the optimiser). Defaults: 780 steps for map and 3,000 for
         meanfield, rounded up to whole passes over the data, batch 128, learning rate 0.003. ``num_draws``
         posterior draws are kept (meanfield: 200; map: the point). ``callback``, ``checkpoint``,
-        ``checkpoint_every`` and ``resume`` go to :func:`probzoo.infer.run_svi`.
+        ``checkpoint_every`` and ``resume`` go to :func:`probzoo.infer.run_svi`; so does ``devices`` (None,
+        N or "all"): each minibatch split over that many devices (:mod:`probzoo.infer.devices`); for
+        "nuts", the chains split over them (the same draws per chain whatever their number).
         "nuts": ``num_warmup``/``num_samples`` per chain, ``num_chains`` chains, full batch, trajectories of
         at most 2^``max_tree_depth`` leapfrog steps, ``chain_method`` as in :func:`probzoo.infer.run_mcmc`;
         refuses networks with more than ``max_weights`` weights.
@@ -259,7 +262,7 @@ class MDN(ZooModel):
         if method == "nuts":
             return self._fit_nuts(x, y, init, seed=seed, progress=progress, num_samples=num_samples,
                                   num_warmup=num_warmup, num_chains=num_chains, max_weights=max_weights,
-                                  max_tree_depth=max_tree_depth, chain_method=chain_method)
+                                  max_tree_depth=max_tree_depth, chain_method=chain_method, devices=devices)
         if batch_size is not None:
             batch_size = min(check_int(batch_size, "batch_size", minimum=1), n)
         spe = 1 if batch_size is None else n // batch_size
@@ -277,7 +280,7 @@ class MDN(ZooModel):
         loss = TraceEnum_ELBO(max_plate_nesting=1) if self.enumerated else OrderedTraceELBO()
         run = run_svi(self.model, guide, x, y, optim=optim, learning_rate=lr, loss=loss, num_steps=num_steps,
                       batch_size=batch_size, seed=seed, progress=progress, callback=callback,
-                      checkpoint=checkpoint, checkpoint_every=checkpoint_every, resume=resume,
+                      checkpoint=checkpoint, checkpoint_every=checkpoint_every, resume=resume, devices=devices,
                       settings={"model": "MDN", "config": self.get_config(), "method": method,
                                 "learning_rate": lr, "schedule": schedule}, desc=f"MDN {method}")
         params = {k: v for k, v in run.params.items() if not k.endswith("$params")}
@@ -380,7 +383,7 @@ class MDN(ZooModel):
 
     def _fit_nuts(self, x: np.ndarray, y: np.ndarray, init: Mapping[str, Any], *, seed: int, progress: bool,
                   num_samples: int, num_warmup: int, num_chains: int, max_weights: int,
-                  max_tree_depth: int, chain_method: str | None) -> MDNFit:
+                  max_tree_depth: int, chain_method: str | None, devices: Any = None) -> MDNFit:
         n, d = x.shape
         self._check_nuts_size(d, max_weights)
         if n > 5_000:
@@ -395,7 +398,7 @@ class MDN(ZooModel):
         kernel = NUTS(self.mixture_model, max_tree_depth=check_int(max_tree_depth, "max_tree_depth", minimum=1))
         run = run_mcmc(kernel, x, y, num_warmup=num_warmup, num_samples=num_samples,
                        num_chains=num_chains, seed=seed, progress=progress, init_params=init_params,
-                       chain_method=chain_method)
+                       chain_method=chain_method, devices=devices)
         samples = {k: np.asarray(v) for k, v in run.mcmc.get_samples().items() if k.startswith(NET + "/")}
         idata = mcmc_inference_data(run.mcmc, observed_site="y", predictive_args=(x,), seed=seed,
                                     attrs={"model": "MDN", "method": "nuts"})

@@ -215,7 +215,7 @@ class RBMFit(Fit):
     # -- sampling
     def sample(self, num_chains: int = 4, num_samples: int = 1_000, seed: int = 0, num_warmup: int = 100,
                thinning: int = 1, init: Any = None, progress: bool = False,
-               chain_method: str | None = None, method: str = "gibbs") -> RBMFit:
+               chain_method: str | None = None, method: str = "gibbs", devices: Any = None) -> RBMFit:
         """Draw from the RBM with ``numpyro.infer.MCMC``.
 
         ``method``: "gibbs", the block sampler :class:`probzoo.infer.RBMGibbs` (all hidden units given v,
@@ -226,12 +226,17 @@ class RBMFit(Fit):
         ``idata`` holds the draws (r_hat / ESS of ``free_energy``) and whose ``samples`` are
         ``{"v": (chains, draws, n_visible), "free_energy": (chains, draws)}``. ``init`` (gibbs only): the
         chains' first visible states, (num_chains, n_visible); by default independent pixels sigmoid(b).
+        ``devices`` (None, N or "all", gibbs only) splits the chains over that many devices
+        (:mod:`probzoo.infer.devices`): the same draws per chain whatever their number.
         """
         method = check_choice(method, "method", SAMPLERS)
         num_chains = check_int(num_chains, "num_chains", minimum=1)
         if method == "discrete-gibbs":
             if init is not None:
                 raise ValueError("init: only method 'gibbs' takes initial states")
+            if devices is not None:
+                raise ValueError("devices: method 'discrete-gibbs' maps its chains in one program on one device; "
+                                 "method 'gibbs' splits its chains over devices")
             if chain_method not in (None, "vectorized"):
                 raise ValueError(f"chain_method: method 'discrete-gibbs' maps its chains in one program "
                                  f"(vectorized); got {chain_method!r}")
@@ -248,7 +253,7 @@ class RBMFit(Fit):
             init_params = {"v": jnp.asarray(init if num_chains > 1 else init[0])}
         run = run_mcmc(RBMGibbs(self.params), num_warmup=num_warmup, num_samples=num_samples,
                        num_chains=num_chains, thinning=thinning, seed=seed, progress=progress,
-                       chain_method=chain_method, init_params=init_params)
+                       chain_method=chain_method, init_params=init_params, devices=devices)
         idata = mcmc_inference_data(run.mcmc, attrs={"sampler": "RBMGibbs"})
         draws = {k: np.asarray(v) for k, v in run.samples(group_by_chain=True).items()}
         info = {**self.info, "mcmc": True, "sampler": "RBMGibbs", "num_chains": num_chains,

@@ -27,7 +27,8 @@ import numpyro
 import numpyro.distributions as dist
 
 from probzoo.infer import arviz_io
-from probzoo.infer.checkpoint import data_digest
+from probzoo.infer.checkpoint import check_checkpointing, data_digest
+from probzoo.infer.devices import DataParallel
 from probzoo.infer.loop import run_loop
 from probzoo.models.base import ZooModel, runs_engines
 from probzoo.models.rbm.energy import check_rbm_params, energy, free_energy, hidden_probs, visible_probs
@@ -162,6 +163,7 @@ class RBM(ZooModel):
         callback: Callable[[int, np.ndarray, RBMTrainState], Any] | None = None,
         diagnostic_chains: int = 4,
         diagnostic_samples: int = 200,
+        devices: Any = None,
     ) -> RBMFit:
         """Train on the rows of ``V`` (n, n_visible), values in [0, 1].
 
@@ -176,7 +178,8 @@ class RBM(ZooModel):
         default 1) save the training state atomically; ``resume`` continues from such a file and ends
         with exactly the parameters of an uninterrupted run. ``callback(epochs_done, losses, state)``
         runs after every epoch. Afterwards ``diagnostic_chains`` x ``diagnostic_samples`` draws of
-        RBMGibbs (0 to skip) fill ``idata`` with the free energy's r_hat / ESS.
+        RBMGibbs (0 to skip) fill ``idata`` with the free energy's r_hat / ESS. ``devices`` (None, N or
+        "all") splits each minibatch, and PCD's chains, over that many devices (:mod:`probzoo.infer.devices`).
         """
         V = as_array(V, "V", ndim=2, min_rows=2)
         check_unit_interval(V, "V")
@@ -193,12 +196,14 @@ class RBM(ZooModel):
         seed = check_seed(seed)
         diagnostic_chains = check_int(diagnostic_chains, "diagnostic_chains", minimum=0)
         diagnostic_samples = check_int(diagnostic_samples, "diagnostic_samples", minimum=1)
-        if checkpoint_every is not None:
-            checkpoint_every = check_int(checkpoint_every, "checkpoint_every", minimum=1)
-            if checkpoint is None:
-                raise ValueError("checkpoint: checkpoint_every needs a checkpoint path")
+        checkpoint_every = check_checkpointing(checkpoint, checkpoint_every)
         if callback is not None and not callable(callback):
             raise TypeError(f"callback: expected a callable, got {type(callback).__name__}")
+        parallel = DataParallel.of(devices)
+        if parallel is not None:
+            parallel.check_batch(batch_size)
+            if method == "pcd":
+                parallel.check_batch(n_chains, "n_chains")
 
         n_data, n_visible = V.shape
         spe = n_data // batch_size
@@ -234,12 +239,13 @@ class RBM(ZooModel):
             return callback(step // spe, losses, st)
 
         # one epoch per chunk of the shared loop; a checkpoint every ``checkpoint_every`` epochs
-        run = run_loop(make_chunk(tx, method, k, batch_size, n_data, key_data), state, (Vj,),
+        run = run_loop(make_chunk(tx, method, k, batch_size, n_data, key_data, parallel), state, (Vj,),
                        total=epochs * spe, steps_per_epoch=spe, chunk_size=spe, identity=identity,
                        desc=f"RBM {method}-{k}", progress=progress, checkpoint=checkpoint,
                        checkpoint_every=None if checkpoint is None else (checkpoint_every or 1) * spe,
                        resume=resume, callback=None if callback is None else epoch_callback,
-                       finite=lambda st: all(bool(jnp.all(jnp.isfinite(x))) for x in st.params.values()), log=log)
+                       finite=lambda st: all(bool(jnp.all(jnp.isfinite(x))) for x in st.params.values()), log=log,
+                       parallel=parallel)
         state, losses, compile_time, wall = run.state, run.losses, run.compile_time, run.wall_time
 
         params_np = {key: np.asarray(v) for key, v in state.params.items()}

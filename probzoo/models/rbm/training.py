@@ -10,6 +10,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from probzoo.infer.devices import DataParallel
 from probzoo.models.rbm.gibbs import RBMGibbs, RBMGibbsState
 from probzoo.models.rbm.pseudo_likelihood import pl_terms_from_hidden_input
 
@@ -32,18 +33,20 @@ def optimizer(learning_rate: float, momentum: float, weight_decay: float) -> opt
 
 
 def make_chunk(tx: optax.GradientTransformation, method: str, k: int, batch_size: int, n_data: int,
-                key_data: jax.Array) -> Callable:
+                key_data: jax.Array, parallel: DataParallel | None = None) -> Callable:
     """One epoch of CD / PCD updates as a chunk of the shared training loop (which lays its chunks out in
     whole epochs): ``chunk(state, V, first, n)`` runs the epoch that starts at step ``first`` and returns the
-    losses, -n_visible x each minibatch's mean log sigmoid(F(v~) - F(v)), the pseudo-likelihood's scale."""
+    losses, -n_visible x each minibatch's mean log sigmoid(F(v~) - F(v)), the pseudo-likelihood's scale.
+    With ``parallel`` each minibatch's rows (and PCD's persistent chains) are split over its devices."""
     spe = n_data // batch_size
+    split = (lambda rows: rows) if parallel is None else parallel.split
 
     def step(st: RBMTrainState, v0: jax.Array, key: jax.Array):
         key_gibbs, key_pl = jax.random.split(key)
         kernel = RBMGibbs(st.params)
         positive = kernel.state_at(key_gibbs, v0)
         # negative phase: k block-Gibbs sweeps of the kernel, from the data (CD) or the persistent chains
-        chains = positive if method == "cd" else kernel.refresh(st.chains)
+        chains = positive if method == "cd" else kernel.refresh(jax.tree.map(split, st.chains))
         chains = jax.lax.fori_loop(0, k, lambda _, s: kernel.sample(s), chains)
         ph_pos = jax.nn.sigmoid(positive.hidden_input)
         ph_neg = jax.nn.sigmoid(chains.hidden_input)
@@ -65,7 +68,7 @@ def make_chunk(tx: optax.GradientTransformation, method: str, k: int, batch_size
         key_perm, key_steps = jax.random.split(jax.random.fold_in(key_data, first // spe))
         batches = jax.random.permutation(key_perm, n_data)[: spe * batch_size].reshape(spe, batch_size)
         keys = jax.random.split(key_steps, spe)
-        st, pl = jax.lax.scan(lambda s, inp: step(s, V[inp[0]], inp[1]), st, (batches, keys))
+        st, pl = jax.lax.scan(lambda s, inp: step(s, V[split(inp[0])], inp[1]), st, (batches, keys))
         return st, (-V.shape[1] * pl).astype(jnp.float32)
 
     return chunk

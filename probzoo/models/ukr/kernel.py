@@ -11,16 +11,23 @@ backward: the forward pass keeps only the (n, D) output, and the backward pass (
 article's hand-derived gradient in matrix form) recomputes one block's (block_size, N) weights at a
 time and accumulates the gradients of the training latents and data in the scan carry. Memory for
 the map and its gradient is O(N x block_size) instead of the O(N^2 x M) of a dense evaluation.
+
+With ``parallel`` (a :class:`probzoo.infer.devices.DataParallel`) the queries are split by rows over its
+devices (``jax.shard_map``): each device sums the kernel over every training point for its share of the
+rows, and the gradients of the training latents and data, partial sums on each device, are summed
+across them by the transpose of the replication (a ``psum``).
 """
 
 from __future__ import annotations
 
 import math
 from functools import partial
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.sharding import PartitionSpec
 
 __all__ = ["auto_block_size", "latent_grid", "log_weights", "nadaraya_watson", "weights"]
 
@@ -120,6 +127,7 @@ def nadaraya_watson(
     *,
     self_index: jnp.ndarray | None = None,
     block_size: int | None = None,
+    parallel: Any = None,
 ) -> jnp.ndarray:
     """f(xq; X) (n, D): the Nadaraya-Watson map of queries ``xq`` (n, M) given latents X (N, M), data Y (N, D).
 
@@ -127,11 +135,39 @@ def nadaraya_watson(
     ``arange(N)`` with ``xq = X`` is the leave-one-out reconstruction. ``block_size=None`` evaluates
     all queries at once (dense: O(n N) memory, differentiated by plain autodiff, forward mode
     included); an int evaluates ``block_size`` rows at a time, forward and backward (reverse mode only).
+    ``parallel`` splits the queries over its devices (reverse mode only; each device's rows in blocks of
+    ``block_size``, or of :func:`auto_block_size`).
     """
+    if parallel is not None:
+        return _row_split(xq, X, Y, float(bandwidth), self_index, block_size, parallel)
     if block_size is None or block_size >= xq.shape[0]:
         return weights(xq, X, bandwidth, self_index) @ Y
     idx = jnp.full((xq.shape[0],), -1, jnp.int32) if self_index is None else jnp.asarray(self_index, jnp.int32)
     return _blockwise(xq, X, Y, idx, float(bandwidth), int(block_size))
+
+
+def _row_split(xq, X, Y, bandwidth, self_index, block_size, parallel):
+    """The map of queries ``xq`` split by rows over ``parallel``'s devices; rows padded to a multiple of
+    their number (padded rows leave no point out and are dropped from the result)."""
+    from probzoo.infer.devices import AXIS
+
+    n, devices = xq.shape[0], parallel.size
+    padded = -(-n // devices) * devices
+    idx = jnp.full((n,), -1, jnp.int32) if self_index is None else jnp.asarray(self_index, jnp.int32)
+    xq = jnp.pad(xq, ((0, padded - n), (0, 0)))
+    idx = jnp.pad(idx, (0, padded - n), constant_values=-1)
+    block = int(block_size) if block_size is not None else auto_block_size(X.shape[0])
+
+    def local(q, i, X, Y):
+        # X and Y are the same on every device; marked varying here, so that the gradients of them (partial
+        # sums over this device's rows) are summed over the devices when the replication is transposed
+        X, Y = jax.lax.pcast(X, AXIS, to="varying"), jax.lax.pcast(Y, AXIS, to="varying")
+        return _blockwise(q, X, Y, i, bandwidth, min(block, q.shape[0]))
+
+    f = jax.shard_map(local, mesh=parallel.mesh, in_specs=(PartitionSpec(AXIS), PartitionSpec(AXIS),
+                                                           PartitionSpec(), PartitionSpec()),
+                      out_specs=PartitionSpec(AXIS))(xq, idx, X, Y)
+    return f[:n]
 
 
 def latent_grid(latents: np.ndarray, side: int = 20) -> np.ndarray:

@@ -39,6 +39,7 @@ from numpyro.optim import _NumPyroOptim, optax_to_numpyro
 
 from probzoo.infer import arviz_io
 from probzoo.infer import engines as _engines
+from probzoo.infer.devices import DataParallel
 from probzoo.infer.diagnostics import record_gradients
 from probzoo.infer.mcmc import run_mcmc
 from probzoo.infer.posterior import svi_inference_data
@@ -117,28 +118,53 @@ class UKR(ZooModel):
         F = np.asarray(fmap(jnp.asarray(grids), jnp.asarray(history)))
         return F.reshape(len(history), side, side, Y.shape[1])
 
-    def map_fn(self, n: int) -> Callable[[jnp.ndarray, jnp.ndarray], jnp.ndarray]:
-        """``f(X, Y)``: the (leave-one-out when ``loo``) reconstruction of all N training points."""
+    def map_fn(self, n: int, parallel: Any = None) -> Callable[[jnp.ndarray, jnp.ndarray], jnp.ndarray]:
+        """``f(X, Y)``: the (leave-one-out when ``loo``) reconstruction of all N training points (its rows split
+        over ``parallel``'s devices when given)."""
         block = self.block_size if self.block_size is not None else auto_block_size(n)
         self_index = jnp.arange(n) if self.loo else None
-        return lambda X, Y: nadaraya_watson(X, X, Y, self.bandwidth, self_index=self_index, block_size=block)
+        return lambda X, Y: nadaraya_watson(X, X, Y, self.bandwidth, self_index=self_index, block_size=block,
+                                            parallel=parallel)
 
-    def model(self, Y: jnp.ndarray, predictive: bool = False) -> None:
+    def model(self, Y: jnp.ndarray, predictive: bool = False, parallel: Any = None) -> None:
         """x_i ~ Normal(0, 1/sqrt(reg)); y_i ~ Normal(f(x_i; X), s), f the (leave-one-out) Nadaraya-Watson map.
 
         ``predictive=True`` leaves y unobserved (the posterior predictive); Y still defines the map.
+        ``parallel`` (a :class:`probzoo.infer.devices.DataParallel`) splits the rows of the kernel sum over
+        its devices.
         """
         Y = jnp.asarray(Y)
         n, d = Y.shape
-        if self.noise is None:
-            a, b = self.noise_prior(Y)
-            s = numpyro.sample("s", dist.TransformedDistribution(dist.InverseGamma(a, b), PowerTransform(0.5)))
-        else:
-            s = self.noise
+        s = self._noise(Y)
         with numpyro.plate("data", n):
             x = numpyro.sample("x", self._latent_prior())
-            f = self.map_fn(n)(x, Y)
+            f = self.map_fn(n, parallel)(x, Y)
             numpyro.sample("y", dist.Normal(f, s).to_event(1), obs=None if predictive else Y)
+
+    def rows_model(self, Y: jnp.ndarray, parallel: Any = None) -> None:
+        """The same joint density as :meth:`model`, its likelihood in a plate of its own, ``"rows"``:
+
+            x_i ~ Normal(0, 1/sqrt(reg)) for every i;   y_r ~ Normal(f(x_r; X), s) for the rows r of "rows"
+
+        Whole, it is the model; the stochastic MAP (``fit(..., batch_size=B)``) subsamples "rows", so each
+        step scores B rows (scaled by N / B) while every kernel sum still runs over all N latents.
+        """
+        Y = jnp.asarray(Y)
+        n, d = Y.shape
+        s = self._noise(Y)
+        with numpyro.plate("data", n):
+            x = numpyro.sample("x", self._latent_prior())
+        block = self.block_size if self.block_size is not None else auto_block_size(n)
+        with numpyro.plate("rows", n) as rows:
+            f = nadaraya_watson(x[rows], x, Y, self.bandwidth, self_index=rows if self.loo else None,
+                                block_size=block, parallel=parallel)
+            numpyro.sample("y", dist.Normal(f, s).to_event(1), obs=Y[rows])
+
+    def _noise(self, Y: jnp.ndarray) -> Any:
+        if self.noise is not None:
+            return self.noise
+        a, b = self.noise_prior(Y)
+        return numpyro.sample("s", dist.TransformedDistribution(dist.InverseGamma(a, b), PowerTransform(0.5)))
 
     def noise_prior(self, Y: jnp.ndarray) -> tuple[float, jnp.ndarray]:
         """(a, b) of the noise prior s^2 ~ InverseGamma(a, b): a = 1, b = 1e-3 x the mean variance of Y's columns."""
@@ -180,8 +206,9 @@ class UKR(ZooModel):
             raise ValueError(f"init: has {self.init.shape[0]} rows but {name} has {Y.shape[0]}")
         return Y
 
-    def initial_latents(self, Y: np.ndarray, seed: int = 0) -> np.ndarray:
-        """The starting latents (N, M) for ``Y``: see ``init`` in the class docstring."""
+    def initial_latents(self, Y: np.ndarray, seed: int = 0, devices: Any = None) -> np.ndarray:
+        """The starting latents (N, M) for ``Y``: see ``init`` in the class docstring (the kernel sums of the
+        PCA scaling's cross-validation split over ``devices``)."""
         Y = self._check_data(Y)
         if not isinstance(self.init, str):
             return self.init.astype(np.float32)
@@ -192,7 +219,7 @@ class UKR(ZooModel):
         base = _pca(Y, self.latent_dim)
         if not self.loo:
             return (root_h * base).astype(np.float32)
-        fmap = jax.jit(self.map_fn(len(Y)))
+        fmap = jax.jit(self.map_fn(len(Y), DataParallel.of(devices)))
         Yj = jnp.asarray(Y)
         errors = [float(jnp.mean(jnp.sum((Yj - fmap(jnp.asarray(c * root_h * base, jnp.float32), Yj)) ** 2, -1)))
                   for c in _INIT_SCALES]
@@ -207,6 +234,7 @@ class UKR(ZooModel):
         seed: int = 0,
         progress: bool = False,
         num_steps: int = 1000,
+        batch_size: int | None = None,
         learning_rate: float = 0.05,
         optim: Any = None,
         chunk_size: int | None = None,
@@ -222,6 +250,7 @@ class UKR(ZooModel):
         chain_method: str | None = None,
         max_tree_depth: int = 8,
         dense_mass: bool = False,
+        devices: Any = None,
     ) -> UKRFit:
         """Fit the latents to ``Y`` (N, D).
 
@@ -229,13 +258,20 @@ class UKR(ZooModel):
         (or any optax/numpyro ``optim``) through ``probzoo.infer.run_svi``, which also takes
         ``chunk_size``, ``callback``, ``checkpoint``, ``checkpoint_every`` and ``resume``.
         ``history_every`` keeps the latents every so many steps in ``fit.arrays["history"]``.
+        ``batch_size`` (map only) makes the MAP stochastic: each step's likelihood scores a random subset of
+        that many rows, scaled by N / batch_size (without replacement within a pass over the data), while
+        every kernel sum still runs over all N latents (:meth:`rows_model`): about N / batch_size times
+        cheaper a step, for data too large for full steps; its learning rate decays along a cosine to 1 %.
+        ``devices`` (None, N or "all") splits the rows of the kernel sum over that many devices
+        (:mod:`probzoo.infer.devices`).
         ``method="nuts"``: ``num_chains`` chains of NUTS over the latents (``max_tree_depth``,
         ``dense_mass``), a learned s drawn within Gibbs from its conjugate conditional
         (``noise_conditional``), each chain started from the MAP latents (``map_steps`` Adam steps)
         turned by a random rotation/reflection, which leaves the posterior density unchanged. Raw latents
         are identified only up to rotation/reflection, so convergence is diagnosed on invariant
         quantities (``fit.diagnostics()``). ``chain_method=None``: parallel with a device per chain, else
-        sequential (a Gibbs kernel cannot vectorise chains) or, with a fixed noise, vectorised.
+        sequential (a Gibbs kernel cannot vectorise chains) or, with a fixed noise, vectorised; ``devices``
+        splits the chains over the devices instead.
         Any other engine of ``pz.engines()`` (``meanfield``, ``laplace``, ``lowrank``, ``fullrank``, ``flow``,
         ``hmc``, ``sa``, ``barker``) runs on the same model from the same starting latents, with that
         engine's budget and options; the fit's point is the draw of highest density (MCMC) or the mean of
@@ -244,36 +280,48 @@ class UKR(ZooModel):
         check_choice(method, "method", METHODS)
         seed = check_seed(seed)
         Y = self._check_data(Y)
-        X0 = self.initial_latents(Y, seed)
+        X0 = self.initial_latents(Y, seed, devices=devices if method == "map" else None)
         if method == "map":
             return self._fit_map(Y, X0, seed, progress, num_steps, learning_rate, optim, chunk_size,
-                                 history_every, callback, checkpoint, checkpoint_every, resume)
+                                 history_every, callback, checkpoint, checkpoint_every, resume, batch_size, devices)
+        if batch_size is not None:
+            raise ValueError("batch_size: the stochastic variant is of method 'map'; NUTS scores every row")
         map_steps = check_int(map_steps, "map_steps", minimum=0)
         check_int(max_tree_depth, "max_tree_depth", minimum=1, maximum=15)
         return self._fit_nuts(Y, X0, seed, progress, num_warmup, num_samples, num_chains, map_steps,
-                              learning_rate, chain_method, max_tree_depth, bool(dense_mass))
+                              learning_rate, chain_method, max_tree_depth, bool(dense_mass), devices)
 
-    def _init_values(self, Y: np.ndarray, X0: np.ndarray) -> dict[str, jnp.ndarray]:
+    def _init_values(self, Y: np.ndarray, X0: np.ndarray, parallel: Any = None) -> dict[str, jnp.ndarray]:
         values = {"x": jnp.asarray(X0, jnp.float32)}
         if self.noise is None:
             Yj = jnp.asarray(Y)
-            resid = jnp.mean(jnp.square(Yj - jax.jit(self.map_fn(len(Y)))(values["x"], Yj)))
+            resid = jnp.mean(jnp.square(Yj - jax.jit(self.map_fn(len(Y), parallel))(values["x"], Yj)))
             values["s"] = jnp.sqrt(jnp.maximum(resid, 1e-6 * jnp.var(Yj)))
         return values
 
     def _run_map(self, Y, X0, seed, progress, num_steps, learning_rate, optim, chunk_size=None,
-                 history_every=None, callback=None, checkpoint=None, checkpoint_every=None, resume=None):
+                 history_every=None, callback=None, checkpoint=None, checkpoint_every=None, resume=None,
+                 batch_size=None, devices=None):
         """MAP by SVI with an AutoDelta guide; returns (SVIRun, guide, latents every history_every steps)."""
         num_steps = check_int(num_steps, "num_steps", minimum=1)
+        parallel = DataParallel.of(devices)
+        if batch_size is not None:
+            batch_size = check_int(batch_size, "batch_size", minimum=1, maximum=len(Y))
         learning_rate = check_positive(learning_rate, "learning_rate")
         if optim is None:
-            optim = optax_to_numpyro(optax.adam(learning_rate))
+            # a stochastic MAP converges only as its steps shrink: its rate decays along a cosine to 1 %
+            rate = learning_rate if batch_size is None else optax.cosine_decay_schedule(learning_rate, num_steps,
+                                                                                        alpha=0.01)
+            optim = optax_to_numpyro(optax.adam(rate))
         elif isinstance(optim, optax.GradientTransformation):
             optim = optax_to_numpyro(optim)
         elif not isinstance(optim, _NumPyroOptim):
             raise TypeError(f"optim: expected an optax GradientTransformation or a numpyro optimiser, "
                             f"got {type(optim).__name__}")
-        guide = AutoDelta(self.model, init_loc_fn=init_to_value(values=self._init_values(Y, X0)))
+        # the kernel sums split over the devices by the model itself (the loop only replicates the state);
+        # with batch_size the loop subsamples the likelihood's own plate "rows"
+        model = partial(self.model if batch_size is None else self.rows_model, parallel=parallel)
+        guide = AutoDelta(model, init_loc_fn=init_to_value(values=self._init_values(Y, X0, parallel)))
         history: list[np.ndarray] = []
         if history_every is not None:
             history_every = check_int(history_every, "history_every", minimum=1)
@@ -287,16 +335,18 @@ class UKR(ZooModel):
                 return callback(step, losses, state)
             return None
 
-        run = run_svi(self.model, guide, Y, optim=optim, num_steps=num_steps, seed=seed, progress=progress,
+        run = run_svi(model, guide, Y, optim=optim, num_steps=num_steps, seed=seed, progress=progress,
                       chunk_size=chunk_size, callback=on_chunk, checkpoint=checkpoint,
-                      checkpoint_every=checkpoint_every, resume=resume, desc="UKR map",
+                      checkpoint_every=checkpoint_every, resume=resume, desc="UKR map", batch_size=batch_size,
+                      plate="rows", devices=parallel, split_rows=False,
                       settings={"model": "UKR", "config": self.get_config(), "learning_rate": learning_rate})
         return run, guide, history
 
     def _fit_map(self, Y, X0, seed, progress, num_steps, learning_rate, optim, chunk_size, history_every,
-                 callback, checkpoint, checkpoint_every, resume) -> UKRFit:
+                 callback, checkpoint, checkpoint_every, resume, batch_size=None, devices=None) -> UKRFit:
         run, guide, history = self._run_map(Y, X0, seed, progress, num_steps, learning_rate, optim, chunk_size,
-                                            history_every, callback, checkpoint, checkpoint_every, resume)
+                                            history_every, callback, checkpoint, checkpoint_every, resume,
+                                            batch_size, devices)
         params = {k: np.asarray(v) for k, v in run.params.items()}
         idata, _ = svi_inference_data(self.model, guide, params, (Y,), observed={"y": Y},
                                       predictive_args=(Y, True), num_samples=1, seed=seed,
@@ -313,7 +363,7 @@ class UKR(ZooModel):
         return fit
 
     def _fit_nuts(self, Y, X0, seed, progress, num_warmup, num_samples, num_chains, map_steps, learning_rate,
-                  chain_method, max_tree_depth, dense_mass) -> UKRFit:
+                  chain_method, max_tree_depth, dense_mass, devices=None) -> UKRFit:
         num_chains = check_int(num_chains, "num_chains", minimum=1)
         start = {"x": np.asarray(X0)}
         if map_steps > 0:
@@ -328,7 +378,7 @@ class UKR(ZooModel):
             s0 = start["s"] if "s" in start else self._init_values(Y, start["x"])["s"]
             init["s"] = jnp.full((num_chains,), s0, jnp.float32)  # Gibbs sites take constrained values
             fields = ("hmc_state.diverging", "hmc_state.num_steps")
-            if chain_method is None:  # a Gibbs kernel runs one chain per call: no "vectorized"
+            if chain_method is None and devices is None:  # a Gibbs kernel runs one chain per call: no "vectorized"
                 chain_method = "parallel" if jax.local_device_count() >= num_chains else "sequential"
         else:
             kernel, fields = nuts, ("diverging", "num_steps")
@@ -336,7 +386,7 @@ class UKR(ZooModel):
             init = {k: v[0] for k, v in init.items()}
         run = run_mcmc(kernel, Y, num_warmup=num_warmup, num_samples=num_samples, num_chains=num_chains,
                        seed=seed, progress=progress, chain_method=chain_method, init_params=init,
-                       extra_fields=fields)
+                       extra_fields=fields, devices=devices)
         draws = {k: np.asarray(v) for k, v in run.mcmc.get_samples(group_by_chain=True).items()}
         extra = run.mcmc.get_extra_fields(group_by_chain=True)
         info = {"mcmc": True, "n": len(Y), "sampler": type(kernel).__name__, "num_chains": num_chains,
