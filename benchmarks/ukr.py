@@ -64,7 +64,7 @@ def worker_step(side: str, n: int, steps: int, devices: int = 1) -> dict:
     params = {"x": jnp.asarray(4.0 * rng.standard_normal((n, 2)), jnp.float32), "s": jnp.asarray(0.1)}
 
     def objective(p):
-        return -log_density(model.model, (Y,), {}, p)[0]
+        return -log_density(model, (Y,), {}, p)[0]
 
     opt = optax.adam(0.05)
 
