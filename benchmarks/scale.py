@@ -11,7 +11,7 @@ a 2-core machine). In that one process, one device and D devices are timed alter
   second of its invariant quantities, chains split over the D devices (``devices=D``, "sharded") against
   NumPyro's "vectorized" and "sequential" chains on one device.
 
-    python benchmarks/scale.py               # about 5 minutes on 2 cores
+    python benchmarks/scale.py               # about 20 minutes on 2 cores (NUTS's three runs most of it)
     python benchmarks/scale.py --quick       # smaller budgets, to check that it runs
 
 On a CPU the forced host devices share the machine's cores: a speed-up above 1 needs the work of one

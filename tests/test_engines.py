@@ -244,3 +244,43 @@ def test_the_adding_a_model_page_runs():
     assert m.split() is None          # so no held-out rows either: compare scores it by LOO
     # the classic eight-schools posterior: mu about 4.4 (sd 3.3)
     assert abs(float(fit.samples["mu"].mean()) - 4.4) < 1.0
+
+
+def _squared(y=None):
+    """mu ~ N(0, 3), y_i ~ N(mu^2, 0.5): a posterior with two separated modes, mu near +2 and near -2."""
+    mu = numpyro.sample("mu", dist.Normal(0, 3))
+    with numpyro.plate("data", 20):
+        numpyro.sample("y", dist.Normal(mu**2, 0.5), obs=y)
+
+
+def test_chains_start_apart_so_that_r_hat_sees_two_modes():
+    y = (4.0 + 0.5 * np.random.default_rng(0).normal(size=20)).astype(np.float32)
+    fit = pz.from_numpyro(_squared, y=y).fit(method="nuts", num_warmup=200, num_samples=200, num_chains=4, seed=1)
+    assert fit.info["chain_starts"].startswith("uniform in (-2, 2)")
+    chain_means = np.asarray(fit.idata.posterior["mu"]).mean(axis=1)
+    # each chain stays in the mode it started near; started apart, they find both, and r_hat says they disagree
+    # (chains started from one point would all find the same mode and report r_hat near 1)
+    assert (chain_means > 1.5).any() and (chain_means < -1.5).any()
+    assert fit.diagnostics()["r_hat_max"] > 1.5
+
+
+def test_a_zoo_model_gives_each_chain_its_own_start():
+    from probzoo.infer.engines import chain_starts
+
+    x, y = pz.data.two_branch(n=64, seed=0)
+    bound = pz.MDN(hidden=(4,)).bind(x, y)
+    _, starts, how = chain_starts(bound, seed=3, num_chains=3)
+    assert how == "the model's own starting values, one set per chain"
+    for site, values in starts.items():  # chain c at the model's starting values for seed 3 + c
+        for c in range(3):
+            np.testing.assert_allclose(values[c], np.asarray(bound.init_values(3 + c)[site]), rtol=1e-6, atol=1e-6)
+    assert any(not np.allclose(v[0], v[1]) for v in starts.values())  # the random weights differ by chain
+    # UKR: each chain's latents are the starting latents turned by a rotation or reflection of their own
+    Y = pz.data.saddle(n=100, seed=0)[0]
+    _, starts, how = chain_starts(pz.UKR().bind(Y), seed=0, num_chains=3)
+    assert how == "the model's own starting values, turned for each chain"
+    x0, x1, x2 = (np.asarray(starts["x"][c]) for c in range(3))
+    assert not np.allclose(x0, x1) and not np.allclose(x1, x2)
+    gram = x0 @ x0.T  # a rotation keeps every inner product of the latents
+    np.testing.assert_allclose(x1 @ x1.T, gram, atol=1e-4 * np.abs(gram).max())
+    np.testing.assert_allclose(x2 @ x2.T, gram, atol=1e-4 * np.abs(gram).max())

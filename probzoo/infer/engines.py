@@ -35,9 +35,9 @@ import numpy as np
 import optax
 from numpyro import handlers
 from numpyro.distributions.transforms import biject_to
-from numpyro.infer import HMC, HMCECS, MCMC, NUTS, SA, SVI, BarkerMH, init_to_median, init_to_value
+from numpyro.infer import HMC, HMCECS, MCMC, NUTS, SA, SVI, BarkerMH, init_to_median, init_to_uniform, init_to_value
 from numpyro.infer import autoguide as ag
-from numpyro.infer.util import log_likelihood
+from numpyro.infer.util import log_likelihood, unconstrain_fn
 from numpyro.primitives import Messenger
 
 from probzoo.core import Engine, Family
@@ -177,6 +177,31 @@ def with_max_dimension(name: str, base: Callable[[Any], str | None], limit: int,
 def _init_strategy(model: Any, seed: int):
     values = model.init_values(seed) if hasattr(model, "init_values") else None
     return init_to_value(values=dict(values)) if values else init_to_median(num_samples=15)
+
+
+def chain_starts(model: Any, seed: int, num_chains: int) -> tuple[Any, dict[str, Any] | None, str]:
+    """Over-dispersed starting points for ``num_chains`` MCMC chains, so that chains that have not mixed
+    disagree and r_hat says so: (init strategy, per-chain unconstrained values or None, a description).
+
+    A model that offers starting values gives each chain its own: ``chain_init(seed, chain)`` where it has
+    one (e.g. UKR: its starting latents turned by a random rotation per chain), else
+    ``init_values(seed + chain)`` (e.g. the MDN: a network initialised from another seed). Any other model
+    starts each chain at its own uniform draw in (-2, 2) on the unconstrained scale (Stan's default).
+    """
+    latents = sorted(latent_sites(model))
+    per_chain = getattr(model, "chain_init", None)
+    values = [per_chain(seed, c) if per_chain is not None else model.init_values(seed + c)
+              for c in range(num_chains)] if hasattr(model, "init_values") else []
+    if values and all(v and set(latents) <= set(v) for v in values):
+        unconstrained = [unconstrain_fn(model.model, model.args, model.kwargs, {k: v[k] for k in latents})
+                         for v in values]
+        stacked = {k: jnp.stack([jnp.asarray(u[k]) for u in unconstrained]) for k in latents}
+        if num_chains == 1:
+            stacked = {k: v[0] for k, v in stacked.items()}
+        how = "the model's own starting values, one set per chain" if per_chain is None else \
+            "the model's own starting values, turned for each chain"
+        return init_to_value(values=dict(values[0])), stacked, how
+    return init_to_uniform(radius=2.0), None, "uniform in (-2, 2) on the unconstrained scale, a draw per chain"
 
 
 # --- building fits ---------------------------------------------------------------------------------------------
@@ -401,23 +426,25 @@ def _hmcecs_supports(model: Any) -> str | None:
 
 
 def vmapped_chains(kernel: Any, model_args: tuple[Any, ...], model_kwargs: Mapping[str, Any],
-                   budget: Mapping[str, Any], seed: int,
-                   fields: tuple[str, ...] = ()) -> tuple[dict[str, Any], dict[str, Any]]:
+                   budget: Mapping[str, Any], seed: int, fields: tuple[str, ...] = (),
+                   init_params: Mapping[str, Any] | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
     """Chains of a kernel that NumPyro runs only one at a time, as one compiled program: a single-chain MCMC
     traced once and mapped over the chains' keys, split from the seed as NumPyro splits them for its own
     chains. No progress bar (the chains run inside one program). Returns (samples, extra fields), each with a
     leading chain axis; for kernels that count gradient evaluations, the extra fields include ``warmup_steps``
-    and ``sample_steps`` (leapfrog steps per iteration)."""
+    and ``sample_steps`` (leapfrog steps per iteration). ``init_params`` (unconstrained, a leading chain axis)
+    starts each chain at its own values."""
     # arrays (and dicts of arrays, such as weights) are traced as data, anything else is a constant
     arrays = [is_array(a) or (isinstance(a, dict) and bool(a) and all(map(is_array, jax.tree.leaves(a))))
               for a in model_args]
 
-    def one_chain(key: Any, dyn_args: list[Any], kwargs: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    def one_chain(key: Any, dyn_args: list[Any], kwargs: dict[str, Any],
+                  start: Any = None) -> tuple[dict[str, Any], dict[str, Any]]:
         it = iter(dyn_args)
         args = [next(it) if dynamic else a for a, dynamic in zip(model_args, arrays, strict=True)]
         mcmc = MCMC(kernel, num_warmup=budget["num_warmup"], num_samples=budget["num_samples"], num_chains=1,
                     progress_bar=False, jit_model_args=False)
-        warm, steps = run_counting_gradients(mcmc, key, tuple(args), kwargs, fields)
+        warm, steps = run_counting_gradients(mcmc, key, tuple(args), kwargs, fields, init_params=start)
         extra = mcmc.get_extra_fields()
         if steps is not None:  # gradient evaluations per iteration (one chain's)
             extra = {**extra, "warmup_steps": warm[0], "sample_steps": steps[0]}
@@ -427,8 +454,9 @@ def vmapped_chains(kernel: Any, model_args: tuple[Any, ...], model_kwargs: Mappi
     dyn_args = [a for a, dynamic in zip(model_args, arrays, strict=True) if dynamic]
     kwargs = {k: v for k, v in model_kwargs.items() if is_array(v)}
     static_kwargs = {k: v for k, v in model_kwargs.items() if not is_array(v)}
-    program = jax.jit(jax.vmap(lambda k, d, kw: one_chain(k, d, {**kw, **static_kwargs}), in_axes=(0, None, None)))
-    return program(keys, dyn_args, kwargs)
+    program = jax.jit(jax.vmap(lambda k, d, kw, st: one_chain(k, d, {**kw, **static_kwargs}, st),
+                               in_axes=(0, None, None, 0)))
+    return program(keys, dyn_args, kwargs, init_params)
 
 
 def _mcmc_run(make_kernel: Callable[[Any, Any, Mapping[str, Any]], Any],
@@ -436,20 +464,21 @@ def _mcmc_run(make_kernel: Callable[[Any, Any, Mapping[str, Any]], Any],
     def run(eng: Engine, model: Any, budget: Mapping[str, Any], options: Mapping[str, Any], seed: int,
             progress: bool) -> Any:
         t0 = time.perf_counter()
-        kernel = make_kernel(model, _init_strategy(model, seed), {**options, "seed": seed})
+        strategy, starts, how = chain_starts(model, seed, budget["num_chains"])
+        kernel = make_kernel(model, strategy, {**options, "seed": seed})
         chain_method, devices = options.get("chain_method"), options.get("devices")
         own_chains = isinstance(kernel, (HMCECS, BarkerMH, SA)) and budget["num_chains"] > 1 and devices is None
         if chain_method is None and own_chains and jax.local_device_count() >= budget["num_chains"]:
             chain_method = "parallel"
         if chain_method in (None, "vectorized") and own_chains:
             # numpyro 0.22 cannot vectorise these kernels' chains, and one by one each chain compiles anew
-            samples, extra = vmapped_chains(kernel, model.args, model.kwargs, budget, seed, fields)
+            samples, extra = vmapped_chains(kernel, model.args, model.kwargs, budget, seed, fields, init_params=starts)
             chain_method, mcmc = "vectorized", None
             warm, steps = extra.pop("warmup_steps", None), extra.pop("sample_steps", None)
         else:
             r = run_mcmc(kernel, *model.args, num_warmup=budget["num_warmup"], num_samples=budget["num_samples"],
                          num_chains=budget["num_chains"], seed=seed, progress=progress, chain_method=chain_method,
-                         extra_fields=fields, devices=devices, **model.kwargs)
+                         extra_fields=fields, devices=devices, init_params=starts, **model.kwargs)
             mcmc, chain_method = r.mcmc, r.chain_method
             samples, extra = mcmc.get_samples(group_by_chain=True), mcmc.get_extra_fields(group_by_chain=True)
             warm, steps = r.warmup_steps, r.sample_steps
@@ -459,7 +488,7 @@ def _mcmc_run(make_kernel: Callable[[Any, Any, Mapping[str, Any]], Any],
         draws = {k: np.asarray(v) for k, v in samples.items()
                  if k in latent_sites(model) or k in _deterministic(model)}
         info: dict[str, Any] = {"num_warmup": budget["num_warmup"], "num_samples": budget["num_samples"],
-                                "num_chains": budget["num_chains"], "chain_method": chain_method}
+                                "num_chains": budget["num_chains"], "chain_method": chain_method, "chain_starts": how}
         if "diverging" in extra:
             info["divergences"] = int(np.sum(np.asarray(extra["diverging"])))
         if "num_steps" in extra:

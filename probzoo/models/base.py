@@ -43,6 +43,8 @@ class BoundModel:
     plate: str | None = "data"
     kwargs: dict[str, Any] = field(default_factory=dict)
     init: Callable[[int], dict[str, Any] | None] | None = None
+    # ``chain_init(seed, chain)``: chain ``chain``'s starting values for MCMC engines (default: init(seed + chain))
+    chain_init: Callable[[int, int], dict[str, Any] | None] | None = None
     builds_idata: bool = True
     # the model's invariant quantities of draws shaped (chain, draw, ...), NumPy in and out: what simulation-based
     # calibration ranks besides the raw sites (the fit's builder adds them to its own fits)

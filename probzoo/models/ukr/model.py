@@ -19,6 +19,7 @@ log joint with ``loo=False``, ``noise=1.0``: -log p(Y, X) = sum_i ||y_i - f(x_i)
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 from collections.abc import Callable, Mapping
@@ -438,10 +439,20 @@ class UKR(ZooModel):
     def bind(self, Y: Any, seed: int = 0) -> BoundModel:
         Y = self._check_data(Y)
 
+        @functools.cache  # every chain turns the same starting latents: computed once per seed
         def init(s: int) -> dict[str, Any]:
             return self._init_values(Y, self.initial_latents(Y, s))
 
-        return BoundModel(name="UKR", model=self.model, args=(Y,), plate="data", init=init,
+        def chain_init(s: int, chain: int) -> dict[str, Any]:
+            # as the native NUTS: chain c starts at the starting latents turned by its own random rotation or
+            # reflection, which leaves the posterior density unchanged (chain 0 at the latents themselves)
+            values = init(s)
+            if chain > 0:
+                turn = _random_orthogonal(np.random.default_rng([s, chain]), self.latent_dim).astype(np.float32)
+                values = {**values, "x": jnp.asarray(values["x"]) @ turn}
+            return values
+
+        return BoundModel(name="UKR", model=self.model, args=(Y,), plate="data", init=init, chain_init=chain_init,
                           build=partial(self._engine_fit, Y), quantities=partial(self._invariant_quantities, Y))
 
     def _invariant_quantities(self, Y: np.ndarray, draws: Mapping[str, Any]) -> dict[str, np.ndarray]:
