@@ -91,6 +91,18 @@ FOUR_DEVICES = textwrap.dedent("""
         out[f"kernel{d}"] = {"value": [float(value), float(dense[0])],
                              "grad_diff": max(float(np.max(np.abs(a - b))) for a, b in zip(grads, dense[1])),
                              "grad_max": max(float(np.max(np.abs(b))) for b in dense[1])}
+    rbm = pz.RBM(n_hidden=16).fit(digits, epochs=1, diagnostic_chains=0)
+    for d in (1, 2, 4):
+        out[f"gibbs{d}"] = rbm.sample(num_chains=4, num_samples=50, devices=d).samples["v"].tolist()
+
+    def subsampled(X, y=None):  # HMCECS needs the observations indexed by the data plate
+        b = numpyro.sample("b", dist.Normal(0, 1).expand([3]).to_event(1))
+        with numpyro.plate("data", X.shape[0]) as idx:
+            numpyro.sample("y", dist.Normal(X[idx] @ b, 0.5), obs=y[idx])
+
+    f = pz.from_numpyro(subsampled, X, y=Y).fit(method="hmcecs", num_warmup=100, num_samples=100, num_chains=4,
+                                                devices=4)
+    out["hmcecs4"] = {"b": np.asarray(f.idata.posterior["b"]).tolist(), "chain_method": f.info["chain_method"]}
     f = pz.from_numpyro(regression, X, y=Y).fit(method="meanfield", num_steps=50, devices=4)
     out["meanfield4"] = float(f.info["final_loss"])
     f = pz.from_numpyro(regression, X, y=Y).fit(method="meanfield", num_steps=50)
@@ -159,6 +171,16 @@ def test_ukr_kernel_sums_split_by_rows_equal_the_dense_ones(four_devices, device
     kernel = four_devices[f"kernel{devices}"]
     assert kernel["value"][0] == pytest.approx(kernel["value"][1], rel=1e-5)
     assert kernel["grad_diff"] < 1e-5 * kernel["grad_max"]
+
+
+def test_the_rbm_gibbs_chains_and_hmcecs_split_over_devices(four_devices):
+    one = np.asarray(four_devices["gibbs1"])
+    assert one.shape == (4, 50, 64) and not np.array_equal(one[0], one[1])
+    for d in ("2", "4"):
+        np.testing.assert_array_equal(np.asarray(four_devices[f"gibbs{d}"]), one)
+    hmcecs = four_devices["hmcecs4"]
+    assert hmcecs["chain_method"] == "sharded"
+    np.testing.assert_allclose(np.asarray(hmcecs["b"]).reshape(-1, 3).mean(axis=0), [1.0, -1.0, 0.5], atol=0.2)
 
 
 def test_a_generic_svi_engine_splits_the_data_plate(four_devices):
