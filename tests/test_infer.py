@@ -156,6 +156,35 @@ def test_resume_is_exact(tmp_path, data):
         assert np.array_equal(np.asarray(resumed.params[k]), np.asarray(full.params[k]))
 
 
+@pytest.mark.reproducibility
+def test_stop_ends_the_run_early_with_a_checkpoint_and_resumes_to_the_same_end(tmp_path, data):
+    """A stopping rule reads the state only, so a resumed run stops where the uninterrupted one did."""
+    guide = AutoNormal(normal_model)
+
+    def converged(state):  # the optimiser's step counter, a stand-in for a rule read off the state
+        return int(state.optim_state[0]) >= 36
+
+    kw = dict(num_steps=200, batch_size=50, learning_rate=0.01, seed=3, chunk_size=8, stop=converged)
+    full = run_svi(normal_model, guide, data, **kw)
+    assert full.losses.shape == (40,)  # the chunk (8 steps) in which the rule became true ends the run
+    ckpt = tmp_path / "state.ckpt"
+
+    class Interrupted(Exception):
+        pass
+
+    def interrupt(step, losses, state):
+        if step == 16:
+            raise Interrupted
+
+    with pytest.raises(Interrupted):
+        run_svi(normal_model, guide, data, checkpoint=ckpt, checkpoint_every=16, callback=interrupt, **kw)
+    resumed = run_svi(normal_model, guide, data, resume=ckpt, checkpoint=ckpt, checkpoint_every=16, **kw)
+    assert load_checkpoint(ckpt).step == 40  # written when the rule stopped the run, off the 16-step grid
+    assert np.array_equal(resumed.losses, full.losses)
+    for k in full.params:
+        assert np.array_equal(np.asarray(resumed.params[k]), np.asarray(full.params[k]))
+
+
 def test_checkpoint_corruption_detected(tmp_path):
     path = tmp_path / "c.ckpt"
     save_checkpoint(path, {"a": np.arange(5.0), "b": np.ones(3)}, step=4, losses=np.zeros(4))

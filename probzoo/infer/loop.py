@@ -16,6 +16,9 @@ needs, in one place:
   settings) before the state is restored; the resumed run executes the same compiled program from the
   restored state, so it ends with exactly the state of an uninterrupted run;
 - callbacks ``callback(step, losses, state)`` after every chunk, and the loss history;
+- a stopping rule ``stop(state)``, asked after every chunk: a fit that stops on convergence ends there
+  (with a checkpoint, when it writes them); as it reads only the state, a resumed run stops where an
+  uninterrupted one does;
 - data parallelism (``parallel``, a :class:`~probzoo.infer.devices.DataParallel`): the state and the data
   replicated over a mesh of devices (of one process or several), the chunk's minibatches split over it by
   the chunk itself; only process 0 writes checkpoints and shows progress.
@@ -102,6 +105,7 @@ def run_loop(
     finite: Callable[[Any], bool] | None = None,
     log: Callable[[int, np.ndarray], str | None] | None = None,
     parallel: DataParallel | None = None,
+    stop: Callable[[Any], bool] | None = None,
 ) -> LoopRun:
     """Run ``chunk`` from ``state`` for ``total`` steps (see the module docstring).
 
@@ -109,7 +113,8 @@ def run_loop(
     into it. ``identity`` is what a checkpoint records of its run and a resume must match (with a
     ``"total"`` entry, a resume must also have the same number of steps; without one it may run longer).
     ``finite(state)`` (optional) is checked after each chunk besides the losses. ``log(step, chunk_losses)``
-    may return a line that the progress bar prints after the chunk (with ``progress``). With ``parallel``
+    may return a line that the progress bar prints after the chunk (with ``progress``). ``stop(state)``
+    (optional) ends the run after a chunk for which it is true, before ``total``. With ``parallel``
     the state and the operands are replicated over its devices and the state stays replicated from chunk
     to chunk; the returned state is on the host (NumPy), the same in every process.
     """
@@ -163,12 +168,15 @@ def run_loop(
             bar.set_postfix(loss=f"{float(np.mean(chunk_losses)):.4g}")
             if progress and log is not None and (line := log(step, chunk_losses)):
                 bar.write(line)
+            done = step == total or (stop is not None and bool(stop(state)))
             if writer and checkpoint is not None and checkpoint_every is not None and (
-                    step // checkpoint_every > last_saved // checkpoint_every or step == total):
+                    step // checkpoint_every > last_saved // checkpoint_every or done):
                 save_checkpoint(checkpoint, state, step, np.concatenate(loss_parts), **identity)
                 last_saved = step
             if callback is not None:
                 callback(step, np.concatenate(loss_parts), state)
+            if done:
+                break
     finally:
         bar.close()
     jax.block_until_ready(state)

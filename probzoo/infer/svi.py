@@ -168,6 +168,7 @@ def run_svi(
     desc: str = "SVI",
     devices: Any = None,
     split_rows: bool = True,
+    stop: Callable[[SVIState], bool] | None = None,
     **kwargs: Any,
 ) -> SVIRun:
     """Run SVI on ``model``/``guide`` with data ``*args``/``**kwargs``.
@@ -179,10 +180,12 @@ def run_svi(
     full SVI state atomically every so many steps (at the next chunk end); ``resume`` continues from such a
     file and ends with exactly the parameters of an uninterrupted run; it refuses a checkpoint of another
     run (budget, batching, seed, data or the caller's ``settings`` differ). ``callback(step, losses, state)``
-    is called after every chunk. ``devices`` (None, N or "all"; see :mod:`probzoo.infer.devices`) splits
-    each minibatch's rows of the ``plate`` over that many devices (the full data set when there are no
-    minibatches), with the parameters and optimiser state replicated; with ``split_rows=False`` the loop
-    only replicates the state and the data over the devices, and the model splits its own work over them.
+    is called after every chunk; ``stop(state)``, asked after every chunk, ends the run early when true (a
+    budget that stops on convergence; ``num_steps`` / ``epochs`` is then its cap). ``devices`` (None, N or
+    "all"; see :mod:`probzoo.infer.devices`) splits each minibatch's rows of the ``plate`` over that many
+    devices (the full data set when there are no minibatches), with the parameters and optimiser state
+    replicated; with ``split_rows=False`` the loop only replicates the state and the data over the devices,
+    and the model splits its own work over them.
     """
     seed = check_seed(seed)
     parallel = DataParallel.of(devices)
@@ -289,7 +292,8 @@ def run_svi(
 
     run = run_loop(chunk_fn, state, (dyn_args, dyn_kwargs), total=total, steps_per_epoch=spe,
                    chunk_size=chunk_size, identity=identity, desc=desc, progress=progress, checkpoint=checkpoint,
-                   checkpoint_every=checkpoint_every, resume=resume, callback=callback, parallel=parallel)
+                   checkpoint_every=checkpoint_every, resume=resume, callback=callback, parallel=parallel,
+                   stop=stop)
     state, compile_time = run.state, run.compile_time
     jax.block_until_ready(state)
     t_params = time.perf_counter()

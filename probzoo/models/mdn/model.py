@@ -55,6 +55,7 @@ from probzoo.models.mdn.network import (
     METHODS,
     NET,
     NUTS_MAX_WEIGHTS,
+    PLATEAU,
     _as_xy,
     _flat_sites,
     _flax_params,
@@ -218,7 +219,7 @@ class MDN(ZooModel):
         num_steps: int | None = None,
         batch_size: int | None = DEFAULT_BATCH,
         learning_rate: float | None = None,
-        schedule: str = "cosine",
+        schedule: str | None = None,
         optim: Any = None,
         num_draws: int | None = None,
         num_samples: int = 500,
@@ -235,10 +236,13 @@ class MDN(ZooModel):
     ) -> MDNFit:
         """Fit the network to (x, y); returns an :class:`MDNFit`.
 
-        SVI methods ("map", "meanfield"): ``num_steps`` Adam steps on minibatches of ``batch_size``
-        (None = full batch) with ``learning_rate`` decayed to 1% along a cosine (``schedule="constant"``
-        keeps it fixed; ``optim`` replaces the optimiser). Defaults: 780 steps for map and 3,000 for
-        meanfield, rounded up to whole passes over the data, batch 128, learning rate 0.003. ``num_draws``
+        SVI methods ("map", "meanfield"): Adam on minibatches of ``batch_size`` (None = full batch).
+        ``schedule`` of the ``learning_rate``: "plateau" halves it whenever an epoch's mean training loss has
+        not improved by 0.001 nats per point for 2 epochs and stops the fit at the 7th halving (converged),
+        ``num_steps`` its cap; "cosine" decays it to 1% over exactly ``num_steps`` steps; "constant" keeps
+        it; ``optim`` replaces the optimiser. Defaults: map runs until converged ("plateau", at most 200
+        epochs), meanfield 3,000 steps along a cosine (both rounded up to whole epochs), batch 128, learning
+        rate 0.003; a given ``num_steps`` means "cosine" unless ``schedule`` says otherwise. ``num_draws``
         posterior draws are kept (meanfield: 200; map: the point). ``callback``, ``checkpoint``,
         ``checkpoint_every`` and ``resume`` go to :func:`probzoo.infer.run_svi`; so does ``devices`` (None,
         N or "all"): each minibatch split over that many devices (:mod:`probzoo.infer.devices`); for
@@ -266,13 +270,24 @@ class MDN(ZooModel):
         if batch_size is not None:
             batch_size = min(check_int(batch_size, "batch_size", minimum=1), n)
         spe = 1 if batch_size is None else n // batch_size
+        if schedule is None:
+            schedule = "plateau" if num_steps is None and method == "map" and optim is None else "cosine"
+        check_choice(schedule, "schedule", ("plateau", "cosine", "constant"))
+        rounds = PLATEAU["full_batch_round"] if batch_size is None else spe  # steps between plateau checks
         if num_steps is None:
-            num_steps = spe * math.ceil(DEFAULT_STEPS[method] / spe)
+            default = rounds * PLATEAU["max_rounds"] if schedule == "plateau" else DEFAULT_STEPS[method]
+            num_steps = spe * math.ceil(default / spe)
         num_steps = check_int(num_steps, "num_steps", minimum=1)
         lr = check_positive(DEFAULT_LR[method] if learning_rate is None else learning_rate, "learning_rate")
-        check_choice(schedule, "schedule", ("cosine", "constant"))
+        stop = None
         if optim is not None:
             schedule = "custom"
+        elif schedule == "plateau":
+            optim = optax.chain(optax.adam(lr), optax.contrib.reduce_on_plateau(
+                factor=0.5, patience=PLATEAU["patience"], rtol=0.0, atol=PLATEAU["tol"] * n,
+                accumulation_size=rounds))
+            last = 0.5 ** PLATEAU["halvings"]
+            stop = partial(_converged, last=last)
         else:
             rate = optax.cosine_decay_schedule(lr, num_steps, alpha=0.01) if schedule == "cosine" else lr
             optim = optax.adam(rate)
@@ -282,14 +297,16 @@ class MDN(ZooModel):
                       batch_size=batch_size, seed=seed, progress=progress, callback=callback,
                       checkpoint=checkpoint, checkpoint_every=checkpoint_every, resume=resume, devices=devices,
                       settings={"model": "MDN", "config": self.get_config(), "method": method,
-                                "learning_rate": lr, "schedule": schedule}, desc=f"MDN {method}")
+                                "learning_rate": lr, "schedule": schedule}, desc=f"MDN {method}", stop=stop)
         params = {k: v for k, v in run.params.items() if not k.endswith("$params")}
         if num_draws is None:
             num_draws = 1 if method == "map" else 100
         num_draws = check_int(num_draws, "num_draws", minimum=1)
         draws = run.sample_posterior(jax.random.PRNGKey(seed), num_draws)
         draws = {k: v for k, v in draws.items() if k.startswith(NET + "/")}
-        info = {"n_train": n, "d": d, "num_steps": num_steps, "batch_size": batch_size, "learning_rate": lr,
+        info = {"n_train": n, "d": d, "num_steps": len(run.losses), "max_steps": num_steps,
+                "converged": bool(stop(run.state)) if stop is not None else None,
+                "batch_size": batch_size, "learning_rate": lr,
                 "schedule": schedule, "steps_per_epoch": run.steps_per_epoch, "setup_time": run.setup_time,
                 "loop_time": run.loop_time}
         fit = MDNFit.build(self, method, x, draws, params=_nest(params), losses=run.losses,
@@ -423,3 +440,9 @@ def _forward_fn(n_components: int, hidden: tuple[int, ...], activation: str, min
         return jax.nn.log_softmax(logits, axis=-1), mu, sigma
 
     return jax.jit(jax.vmap(one, in_axes=(0, None)))
+
+
+def _converged(state: Any, last: float) -> bool:
+    """Whether a "plateau" schedule has halved the learning rate down to ``last`` of it (the fit's end)."""
+    scale = optax.tree_utils.tree_get(state.optim_state, "scale")
+    return float(np.asarray(scale)) <= last * (1 + 1e-6)

@@ -26,7 +26,11 @@ ACTIVATIONS: dict[str, Callable[[jnp.ndarray], jnp.ndarray]] = {
     "silu": nn.silu,
 }
 NET = "net"  # the network's sample sites are "net/<layer>.<kernel|bias>"
-DEFAULT_STEPS = {"map": 780, "meanfield": 3_000}
+DEFAULT_STEPS = {"map": 780, "meanfield": 3_000}  # map's default budget is "until converged" (PLATEAU)
+# "until converged": Adam's learning rate halved whenever a round's (an epoch's) mean training loss has not
+# improved by ``tol`` nats per point for ``patience`` rounds; the fit stops at the ``halvings``-th halving,
+# or after ``max_rounds`` rounds
+PLATEAU = {"patience": 2, "tol": 1e-3, "halvings": 7, "max_rounds": 200, "full_batch_round": 25}
 DEFAULT_LR = {"map": 3e-3, "meanfield": 3e-3}
 DEFAULT_BATCH = 128
 NUTS_MAX_WEIGHTS = 1_000
