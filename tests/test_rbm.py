@@ -210,6 +210,55 @@ def test_mnist_cd1_article_pseudo_likelihood(mnist):
     assert fit.pseudo_likelihood(mnist, flips="all") == pytest.approx(exact_pl[-1] * 784 / 64, rel=1e-6)
 
 
+def test_centred_gradient_is_the_exact_gradient_in_centred_coordinates():
+    """With exact expectations (every visible state, weighted by the data's and the model's probabilities),
+    the centred update direction is -d(mean log-likelihood) / d(W, b_c, c_c), the log-likelihood of the
+    model written around the offsets; with no offsets it is the usual gradient in (W, b, c)."""
+    import jax.numpy as jnp
+
+    from probzoo.models.rbm.training import Offsets, centred, moments, nll_gradient, uncentred
+
+    p = {k: jnp.asarray(v) for k, v in random_params(5, 3, seed=4, scale=0.7).items()}
+    V = jnp.asarray(all_states(5), jnp.float32)
+    q = jnp.asarray(np.random.default_rng(0).dirichlet(np.ones(32)), jnp.float32)  # the data's distribution
+    offsets = Offsets(jnp.asarray([0.2, 0.5, 0.9, 0.1, 0.6]), jnp.asarray([0.3, 0.5, 0.8]))
+
+    def mean_log_lik(params):
+        log_p = -R.RBM.free_energy(params, V)
+        return q @ log_p - jax.nn.logsumexp(log_p)
+
+    p_model = jax.nn.softmax(-R.RBM.free_energy(p, V))
+    ph = R.RBM.hidden_probs(p, V)
+    data, model = moments(V, ph, q), moments(V, ph, p_model)
+    for offs in (offsets, None):
+        coords = centred(p, offs) if offs is not None else p
+        exact = jax.grad(lambda c, o=offs: mean_log_lik(uncentred(c, o) if o is not None else c))(coords)
+        ours = nll_gradient(data, model, offs)
+        for k in ("W", "b", "c"):
+            np.testing.assert_allclose(ours[k], -exact[k], rtol=1e-4, atol=1e-6)
+    for k in ("W", "b", "c"):  # the two coordinate systems describe the same parameters
+        np.testing.assert_allclose(uncentred(centred(p, offsets), offsets)[k], p[k], rtol=1e-6, atol=1e-6)
+
+
+def test_centring_on_and_off_train_and_match_brute_force_log_z():
+    """A 12-8 RBM trained with and without centring: both fits' exact log Z equals brute-force summation,
+    and both learn (the exact log-likelihood of the training data rises well above the start's)."""
+    X, _ = pz.data.digits(binarize=True)
+    V = X[:, 20:32]  # 12 pixels of every 8x8 digit
+    start = pz.RBM(n_hidden=8).from_params(pz.RBM(n_hidden=8).init_params(12, seed=0, base_rate_probs=R.base_rate(V)))
+    floor = start.log_likelihood(V, method="exact").mean()
+    fits = {c: pz.RBM(n_hidden=8).fit(V, epochs=20, batch_size=32, learning_rate=0.05, centring=c, seed=0,
+                                      diagnostic_chains=0) for c in (False, True)}
+    for centring, fit in fits.items():
+        assert fit.info["centring"] is centring
+        log_z, states, logp = brute_force(fit.params)
+        assert fit.log_partition(method="exact")[0] == pytest.approx(log_z, abs=1e-4)
+        assert fit.log_likelihood(V, method="exact").mean() > floor + 0.3
+    assert not np.allclose(fits[True].params["W"], fits[False].params["W"])
+    with pytest.raises(TypeError, match="^centring: expected True or False"):
+        pz.RBM(n_hidden=8).fit(V, centring="yes")
+
+
 @pytest.mark.reproducibility
 def test_pcd_trains_and_same_seed_same_result(mnist):
     Xb = (mnist[:1000] > 0.5).astype(np.float32)

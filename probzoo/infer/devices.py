@@ -102,11 +102,20 @@ class DataParallel:
     def replicate(self, tree: Any) -> Any:
         """Every array leaf of ``tree`` copied to every device of the mesh (in every process: each process
         passes the same values and places its own devices' copies)."""
+        return self._place(tree, self.replicated)
+
+    def distribute(self, tree: Any) -> Any:
+        """Every array leaf of ``tree`` split by its leading axis over the devices of the mesh (each process
+        passes the same full values and places its own devices' rows)."""
+        return self._place(tree, self.rows)
+
+    @staticmethod
+    def _place(tree: Any, sharding: NamedSharding) -> Any:
         def put(x: Any) -> Any:
             if not hasattr(x, "shape") or not hasattr(x, "dtype"):
                 return x
             host = np.asarray(x)
-            return jax.make_array_from_callback(host.shape, self.replicated, lambda index: host[index])
+            return jax.make_array_from_callback(host.shape, sharding, lambda index: host[index])
 
         return jax.tree.map(put, tree)
 

@@ -62,11 +62,7 @@ def sharded_chains(parallel: DataParallel, num_chains: int) -> Callable[[Callabl
                                         check_vma=False))
 
         def run(chains: Any) -> Any:
-            def put(x: Any) -> Any:
-                host = np.asarray(x)
-                return jax.make_array_from_callback(host.shape, parallel.rows, lambda index: host[index])
-
-            return jax.tree.map(np.asarray, parallel.gather(program(jax.tree.map(put, chains))))
+            return jax.tree.map(np.asarray, parallel.gather(program(parallel.distribute(chains))))
 
         return run
 

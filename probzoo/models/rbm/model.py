@@ -35,7 +35,7 @@ from probzoo.models.rbm.energy import check_rbm_params, energy, free_energy, hid
 from probzoo.models.rbm.fit import RBMFit
 from probzoo.models.rbm.gibbs import RBMGibbs
 from probzoo.models.rbm.partition import base_rate
-from probzoo.models.rbm.training import RBMTrainState, make_chunk, optimizer
+from probzoo.models.rbm.training import Offsets, RBMTrainState, make_chunk, optimizer
 from probzoo.validation import (
     as_array,
     check_choice,
@@ -154,6 +154,7 @@ class RBM(ZooModel):
         learning_rate: float = 0.1,
         momentum: float = 0.0,
         weight_decay: float = 0.0,
+        centring: bool = False,
         n_chains: int | None = None,
         seed: int = 0,
         progress: bool = False,
@@ -172,7 +173,11 @@ class RBM(ZooModel):
         update. Each epoch is one permutation of the data in minibatches of ``batch_size`` (the last
         partial batch is dropped), a ``lax.scan`` run as one chunk of the shared training loop
         (:func:`probzoo.infer.loop.run_loop`). Updates are SGD with ``learning_rate`` on the mean gradient,
-        ``momentum`` and L2 ``weight_decay`` on W.
+        ``momentum`` and L2 ``weight_decay`` on W. ``centring=True`` takes the steps in centred coordinates
+        (the energy written around offsets for the visible and hidden units, started at the data's mean
+        pixel and 1/2 and following the minibatches' mean activities as moving averages with rate 0.01;
+        Montavon & Müller 2012, Melchior, Fischer & Wiskott 2016): the same model, a better-conditioned
+        gradient; the parameters are returned in the usual form.
         ``progress`` shows the loop's bar (minibatch steps) and prints the article's "Epoch: e cost: ..." line
         (pseudo-likelihood scaled by the batch size). ``checkpoint``/``checkpoint_every`` (epochs,
         default 1) save the training state atomically; ``resume`` continues from such a file and ends
@@ -192,6 +197,9 @@ class RBM(ZooModel):
         if momentum >= 1:
             raise ValueError(f"momentum: must lie in [0, 1), got {momentum}")
         weight_decay = check_positive(weight_decay, "weight_decay", allow_zero=True)
+        if not isinstance(centring, bool | np.bool_):
+            raise TypeError(f"centring: expected True or False, got {centring!r}")
+        centring = bool(centring)
         n_chains = batch_size if n_chains is None else check_int(n_chains, "n_chains", minimum=1)
         seed = check_seed(seed)
         diagnostic_chains = check_int(diagnostic_chains, "diagnostic_chains", minimum=0)
@@ -218,11 +226,14 @@ class RBM(ZooModel):
             rows = Vj[jax.random.randint(k_idx, (n_chains,), 0, n_data)]
             v0 = jax.random.bernoulli(k_v, rows).astype(jnp.float32)
             chains = RBMGibbs(params).state_at(k_state, v0)
-        state = RBMTrainState(params, tx.init(params), chains)
+        offsets = None
+        if centring:
+            offsets = Offsets(jnp.asarray(V.mean(axis=0), jnp.float32), jnp.full(self.n_hidden, 0.5, jnp.float32))
+        state = RBMTrainState(params, tx.init(params), chains, offsets)
 
         identity = {"method": method, "k": k, "n_visible": n_visible, "n_hidden": self.n_hidden,
                     "batch_size": batch_size, "n_chains": n_chains, "learning_rate": learning_rate,
-                    "momentum": momentum, "weight_decay": weight_decay, "seed": seed,
+                    "momentum": momentum, "weight_decay": weight_decay, "centring": centring, "seed": seed,
                     "init_scale": self.init_scale, "visible_bias": self.visible_bias,
                     "data": data_digest(V)}
 
@@ -257,7 +268,7 @@ class RBM(ZooModel):
                                "over them; the held-out log-likelihood (fit.evaluate) judges the fit",
                 "steps_per_epoch": spe, "loop_time": wall - compile_time,
                 "learning_rate": learning_rate, "momentum": momentum, "weight_decay": weight_decay,
-                "n_chains": n_chains if method == "pcd" else None, "n_visible": n_visible,
+                "centring": centring, "n_chains": n_chains if method == "pcd" else None, "n_visible": n_visible,
                 "n_hidden": self.n_hidden, "n_data": n_data, "data_binary": bool(np.all((V == 0) | (V == 1))),
                 "pseudo_likelihood_note": "epoch_pseudo_likelihood is article-scaled (batch size x mean "
                                           "log sigmoid(F(v~) - F(v))); losses are -n_visible x the same mean"}
