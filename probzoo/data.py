@@ -28,7 +28,10 @@ from probzoo.validation import (
 )
 
 __all__ = [
+    "BRANCHES",
     "blobs",
+    "branches",
+    "branches_logpdf",
     "digits",
     "heteroscedastic",
     "heteroscedastic_logpdf",
@@ -97,6 +100,53 @@ def two_branch_logpdf(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     x, y = _xy(x, y)
     parts = np.stack([_normal_logpdf(y, x, np.full_like(x, 0.01)), _normal_logpdf(y, -x, x)])
     return logsumexp(parts, axis=0) + math.log(0.5)
+
+
+BRANCHES = ("three", "switch", "fan", "crossing")
+
+
+def _branches(shape: str, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """log weights, means and sds (n, K) of :func:`branches` at x in (-1, 1)."""
+    one = np.ones_like(x)
+    if shape == "three":  # two narrow branches (sd 0.02, 0.05) and a widening one
+        logits, mu = [0 * x, 0.5 * x, -0.5 * x], [np.sin(3 * x), 0.8 + 0.5 * x, -0.6 - 0.4 * x]
+        sd = [0.02 * one, 0.05 * one, 0.05 + 0.25 * (x + 1)]
+    elif shape == "switch":  # the weight moves from a narrow curved branch to a wide one along x
+        logits, mu, sd = [3 * x, -3 * x], [0.5 * x**2, 1.0 - x], [0.02 * one, 0.1 + 0.2 * np.abs(x)]
+    elif shape == "fan":  # three separate branches, two narrow (sd 0.02, 0.04) and one widening
+        logits, mu = [x, 0 * x, -x], [1.0 + 0.5 * x, 0.3 * x, -1.0 - x**2]
+        sd = [0.02 * one, 0.04 * one, 0.1 + 0.2 * (x + 1)]
+    else:  # "crossing": two narrow lines (sd 0.02, 0.03) that cross at x = 0, over a broad floor
+        logits, mu = [0 * x, 0 * x, -0.7 * one], [x, -x, 0 * x]
+        sd = [0.02 * one, 0.03 * one, 0.6 * one]
+    logits = np.stack(logits, -1)
+    return logits - logsumexp(logits, -1, keepdims=True), np.stack(mu, -1), np.stack(sd, -1)
+
+
+def branches(shape: str = "three", n: int = 10_000, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """1-D conditional mixtures with known densities, for testing density regression beyond the articles:
+    x ~ U(-1, 1), y | x ~ sum_k w_k(x) N(mu_k(x), sd_k(x)^2) with narrow branches (sd 0.02-0.05).
+
+    ``shape``: "three" (two narrow branches and a widening one), "switch" (two components, the weight moving
+    from a narrow curved branch to a wide one), "fan" (three separate branches, one widening) or "crossing"
+    (two narrow lines crossing at x = 0 over a broad floor). The true log-density: :func:`branches_logpdf`.
+    """
+    shape = check_choice(shape, "shape", BRANCHES)
+    n = check_int(n, "n", minimum=1)
+    rng = np.random.default_rng(check_seed(seed))
+    x = rng.uniform(-1.0, 1.0, n)
+    logw, mu, sd = _branches(shape, x)
+    k = np.minimum((rng.random(n)[:, None] > np.cumsum(np.exp(logw), -1)).sum(-1), logw.shape[1] - 1)
+    rows = np.arange(n)
+    return x[:, None].astype(np.float32), rng.normal(mu[rows, k], sd[rows, k]).astype(np.float32)
+
+
+def branches_logpdf(shape: str, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """The true conditional log-density log p(y | x) of :func:`branches` ``shape``, per point."""
+    shape = check_choice(shape, "shape", BRANCHES)
+    x, y = _xy(x, y)
+    logw, mu, sd = _branches(shape, x)
+    return logsumexp(logw + _normal_logpdf(y[:, None], mu, sd), axis=-1)
 
 
 def true_components(dataset: str, x: Any) -> dict[str, np.ndarray]:

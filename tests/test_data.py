@@ -35,6 +35,28 @@ def test_true_logpdfs_normalise():
         assert np.trapezoid(dens, grid) == pytest.approx(1.0, abs=1e-4)
 
 
+@pytest.mark.parametrize("shape", pz.data.BRANCHES)
+def test_branches_sample_their_own_density(shape):
+    """The density normalises in y at several x, and the samples follow it: the share of points in bands of
+    y is the density's mass there, within 4.5 binomial standard errors."""
+    grid = np.linspace(-4, 4, 200_001)
+    for x0 in (-0.9, 0.0, 0.55):
+        dens = np.exp(pz.data.branches_logpdf(shape, np.full_like(grid, x0), grid))
+        assert np.trapezoid(dens, grid) == pytest.approx(1.0, abs=1e-4)
+    x, y = pz.data.branches(shape, n=40_000, seed=3)
+    assert x.shape == (40_000, 1) and y.shape == (40_000,) and x.dtype == y.dtype == np.float32
+    assert x.min() >= -1 and x.max() <= 1
+    near = np.abs(x[:, 0] - 0.5) < 0.02  # a thin slice of x, where the density barely changes
+    xs, ys = x[near, 0], y[near]
+    bands = np.quantile(ys, [0, 0.2, 0.4, 0.6, 0.8, 1])
+    for lo, hi in zip(bands[:-1], bands[1:], strict=True):
+        band = np.linspace(lo, hi, 20_001)
+        mass = np.mean([np.trapezoid(np.exp(pz.data.branches_logpdf(shape, np.full_like(band, xi), band)), band)
+                        for xi in xs[:: max(1, len(xs) // 20)]])
+        share = np.mean((ys >= lo) & (ys < hi))
+        assert abs(share - mass) < 4.5 * np.sqrt(mass * (1 - mass) / len(ys))
+
+
 def test_saddle_grid_and_uniform():
     Y, Z = pz.data.saddle(n=400, grid=True, seed=0)
     assert Y.shape == (400, 3) and Z.shape == (400, 2)

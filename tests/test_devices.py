@@ -83,14 +83,21 @@ FOUR_DEVICES = textwrap.dedent("""
         f = nadaraya_watson(X, X, Y, 0.5, self_index=np.arange(500), **kw)
         return (Y - f).__pow__(2).sum()
 
+    from probzoo.models.ukr import kernel
+
     dense = jax.value_and_grad(objective, argnums=(0, 1))(Xl, Yl)
-    for d in (1, 2, 4):
+    for d, tile in ((1, None), (2, None), (4, None), (1, 96), (4, 96)):
+        # tile: the training points in column tiles of at most 96 (6 tiles of 88, the last padded), as at
+        # N > 20,000
+        kernel._COLUMN_TILE = tile or 20_000
         parallel = DataParallel(jax.devices()[:d])
         value, grads = jax.jit(jax.value_and_grad(lambda X, Y: objective(X, Y, block_size=64, parallel=parallel),
                                                   argnums=(0, 1)))(Xl, Yl)
-        out[f"kernel{d}"] = {"value": [float(value), float(dense[0])],
-                             "grad_diff": max(float(np.max(np.abs(a - b))) for a, b in zip(grads, dense[1])),
-                             "grad_max": max(float(np.max(np.abs(b))) for b in dense[1])}
+        out[f"kernel{d}" + ("tiled" if tile else "")] = {
+            "value": [float(value), float(dense[0])],
+            "grad_diff": max(float(np.max(np.abs(a - b))) for a, b in zip(grads, dense[1])),
+            "grad_max": max(float(np.max(np.abs(b))) for b in dense[1])}
+    kernel._COLUMN_TILE = 20_000
     rbm = pz.RBM(n_hidden=16).fit(digits, epochs=1, diagnostic_chains=0)
     for d in (1, 2, 4):
         out[f"gibbs{d}"] = rbm.sample(num_chains=4, num_samples=50, devices=d).samples["v"].tolist()
@@ -165,9 +172,10 @@ def test_chains_split_over_devices_draw_the_same_values(four_devices, method):
     np.testing.assert_allclose(one.reshape(-1, 3).mean(axis=0), [1.0, -1.0, 0.5], atol=0.2)
 
 
-@pytest.mark.parametrize("devices", ["1", "2", "4"])
+@pytest.mark.parametrize("devices", ["1", "2", "4", "1tiled", "4tiled"])
 def test_ukr_kernel_sums_split_by_rows_equal_the_dense_ones(four_devices, devices):
-    # N = 500 rows over 4 devices: padded to 125 a device; objective and gradient as the dense evaluation's
+    # N = 500 rows over 4 devices: padded to 125 a device; objective and gradient as the dense evaluation's,
+    # with the training points in one column tile and in six (the online softmax across tiles)
     kernel = four_devices[f"kernel{devices}"]
     assert kernel["value"][0] == pytest.approx(kernel["value"][1], rel=1e-5)
     assert kernel["grad_diff"] < 1e-5 * kernel["grad_max"]

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from scipy.special import logsumexp
 
 import probzoo as pz
 from probzoo.infer import arviz_io
@@ -34,50 +33,19 @@ def test_enumerated_training_follows_the_closed_form_exactly():
         np.testing.assert_allclose(enumerated._draws[k], v, rtol=1e-3, atol=1e-5)
 
 
-def _mixture(shape: str, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """log weights, means and sds (n, K) of a conditional mixture with a known density, x in (-1, 1)."""
-    one = np.ones_like(x)
-    if shape == "three":  # two narrow branches (sd 0.02, 0.05) and a widening one
-        logits, mu = [0 * x, 0.5 * x, -0.5 * x], [np.sin(3 * x), 0.8 + 0.5 * x, -0.6 - 0.4 * x]
-        sd = [0.02 * one, 0.05 * one, 0.05 + 0.25 * (x + 1)]
-    elif shape == "switch":  # the weight moves from a narrow curved branch to a wide one along x
-        logits, mu, sd = [3 * x, -3 * x], [0.5 * x**2, 1.0 - x], [0.02 * one, 0.1 + 0.2 * np.abs(x)]
-    else:  # "fan": three separate branches, two narrow (0.02, 0.04) and one widening
-        logits, mu = [x, 0 * x, -x], [1.0 + 0.5 * x, 0.3 * x, -1.0 - x**2]
-        sd = [0.02 * one, 0.04 * one, 0.1 + 0.2 * (x + 1)]
-    logits = np.stack(logits, -1)
-    return logits - logsumexp(logits, -1, keepdims=True), np.stack(mu, -1), np.stack(sd, -1)
-
-
-def _draw(shape: str, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    rng = np.random.default_rng(seed)
-    x = rng.uniform(-1, 1, n)
-    logw, mu, sd = _mixture(shape, x)
-    k = np.minimum((rng.random(n)[:, None] > np.cumsum(np.exp(logw), -1)).sum(-1), logw.shape[1] - 1)
-    return x[:, None].astype(np.float32), rng.normal(mu[np.arange(n), k], sd[np.arange(n), k]).astype(np.float32)
-
-
-def _true_logpdf(shape: str):
-    def logpdf(x, y):
-        logw, mu, sd = _mixture(shape, np.asarray(x, np.float64)[:, 0])
-        z = (np.asarray(y, np.float64)[:, None] - mu) / sd
-        return logsumexp(logw - 0.5 * z**2 - np.log(sd * np.sqrt(2 * np.pi)), -1)
-    return logpdf
-
-
 @pytest.mark.parametrize("shape", ["three", "switch", "fan"])
 def test_default_map_fit_runs_until_converged_and_reaches_the_true_density(shape):
     """The default MAP budget stops on convergence: within 0.03 nats of the true density's held-out NLL on
     problems it was not tuned on (10,000 points; the fixed 10 epochs of before ended 0.07-0.08 nats above
     on "three"). The held-out mean's Monte Carlo error is about 0.002 nats at 10,000 points; the fits land
     at 0.003-0.011 over seeds 0-2."""
-    x, y = _draw(shape, 10_000, seed=0)
-    xt, yt = _draw(shape, 10_000, seed=1)
+    x, y = pz.data.branches(shape, 10_000, seed=0)
+    xt, yt = pz.data.branches(shape, 10_000, seed=1)
     fit = MDN(n_components=2 if shape == "switch" else 3).fit(x, y)
     assert fit.info["schedule"] == "plateau" and fit.info["converged"] is True
     assert fit.info["num_steps"] < fit.info["max_steps"] == 78 * 200  # stopped by convergence, not the cap
     assert fit.info["num_steps"] == len(fit.losses)
-    assert fit.evaluate(xt, yt, logpdf=_true_logpdf(shape))["excess_nll"] < 0.03
+    assert fit.evaluate(xt, yt, logpdf=lambda x, y: pz.data.branches_logpdf(shape, x, y))["excess_nll"] < 0.03
 
 
 def test_budget_cap_and_fixed_budgets_are_respected():
