@@ -6,13 +6,13 @@ The kernel weights are a log-softmax, so they stay finite however far apart the 
 naive exp(...) / sum exp(...) is 0/0 once every kernel value underflows). The leave-one-out map drops
 each training point's own term (its logit becomes -inf) before the softmax.
 
-With ``block_size`` the queries are processed that many rows at a time under ``lax.scan``, forward and
-backward, and within a block the training points a column tile (:func:`column_tile`, at most 20,000) at a
-time: the forward pass keeps only the (n, D) output and each query's log normaliser (a running maximum
-over the tiles, the online softmax of flash attention), and the backward pass (a custom VJP, the
-article's hand-derived gradient in matrix form) recomputes one tile's weights at a time as
-exp(logit - log normaliser) and accumulates the gradients of the training latents and data. Memory for
-the map and its gradient is O(block_size x tile) instead of the O(N^2 x M) of a dense evaluation, and
+With ``block_size`` the queries are processed that many rows at a time, forward and backward, and within a
+block the training points a column tile (:func:`column_tile`, at most 20,000) at a time, every (row block,
+column tile) pair in one flat ``lax.scan``: the forward pass keeps only the (n, D) output and each query's
+log normaliser (a running maximum over the tiles, the online softmax of flash attention), and the backward
+pass (a custom VJP, the article's hand-derived gradient in matrix form) recomputes one tile's weights at a
+time as exp(logit - log normaliser) and accumulates the gradients of the training latents and data. Memory
+for the map and its gradient is O(block_size x tile) instead of the O(N^2 x M) of a dense evaluation, and
 a block's working set stays the same size however large N grows.
 
 With ``parallel`` (a :class:`probzoo.infer.devices.DataParallel`) the queries are split by rows over its
