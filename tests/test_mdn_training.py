@@ -4,6 +4,7 @@ variant's training, checkpoint / resume, NUTS on a small network, bad hyper-para
 from __future__ import annotations
 
 import numpy as np
+import optax
 import pytest
 
 import probzoo as pz
@@ -56,6 +57,8 @@ def test_budget_cap_and_fixed_budgets_are_respected():
     assert len(fixed.losses) == 35 and fixed.info["schedule"] == "cosine" and fixed.info["converged"] is None
     with pytest.raises(ValueError, match="^schedule"):
         MDN(2).fit(x, y, schedule="step")
+    with pytest.raises(ValueError, match="^schedule: 'plateau' does not apply when optim is given"):
+        MDN(2).fit(x, y, schedule="plateau", optim=optax.sgd(1e-3))
 
 
 @pytest.mark.reproducibility

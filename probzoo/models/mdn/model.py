@@ -270,6 +270,9 @@ class MDN(ZooModel):
         if batch_size is not None:
             batch_size = min(check_int(batch_size, "batch_size", minimum=1), n)
         spe = 1 if batch_size is None else n // batch_size
+        if optim is not None and schedule is not None:
+            raise ValueError(f"schedule: {schedule!r} does not apply when optim is given (optim replaces the "
+                             "optimiser and its learning-rate schedule); pass one or the other")
         if schedule is None:
             schedule = "plateau" if num_steps is None and method == "map" and optim is None else "cosine"
         check_choice(schedule, "schedule", ("plateau", "cosine", "constant"))
