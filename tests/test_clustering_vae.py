@@ -77,10 +77,13 @@ def test_fit_outputs_inference_data_and_round_trips(tmp_path, blobs, blob_fits):
 
 
 @pytest.mark.reproducibility
-def test_interrupted_and_resumed_run_equals_the_uninterrupted_one(tmp_path, blobs):
+@pytest.mark.parametrize("init", ["random", "autoencoder"])
+def test_interrupted_and_resumed_run_equals_the_uninterrupted_one(tmp_path, blobs, init):
+    """The resumed run takes every parameter from its checkpoint (a pretrained start is not pretrained again)
+    and ends bit-identical to the uninterrupted one: the same compiled program on the same state."""
     X, _ = blobs
     X = X[:600]
-    model = ClusteringVAE(n_clusters=3, likelihood="normal")
+    model = ClusteringVAE(n_clusters=3, likelihood="normal", init=init, pretrain_epochs=3)
     full = model.fit(X, method="relaxed", epochs=6, batch_size=50, seed=4)
 
     class Stop(Exception):
@@ -322,3 +325,59 @@ def test_score_function_gradients_train_the_clustering_vae(blobs):
     scores = fit.evaluate(X, t, num_samples=4)
     assert np.isfinite(scores["elbo"]) and scores["elbo"] > -per_epoch[0] / len(X) + 2.0
     assert fit.method == "score" and {"posterior", "log_likelihood", "observed_data"} <= set(fit.idata.groups())
+
+
+def test_presets_and_explicit_arguments():
+    article, clustering = ClusteringVAE(), ClusteringVAE(preset="clustering")
+    assert (article.latent_dim, article.init, article.z_given_y) == (2, "random", True)
+    assert (clustering.latent_dim, clustering.init, clustering.z_given_y) == (10, "tsne", False)
+    mixed = ClusteringVAE(preset="clustering", latent_dim=3, z_given_y=True)
+    assert (mixed.latent_dim, mixed.init, mixed.z_given_y) == (3, "tsne", True)
+    assert ClusteringVAE(**mixed.get_config()).get_config() == mixed.get_config()
+    with pytest.raises(ValueError, match="preset"):
+        ClusteringVAE(preset="mnist")
+    with pytest.raises(ValueError, match="init"):
+        ClusteringVAE(init="kmeans")
+    with pytest.raises(TypeError, match="z_given_y"):
+        ClusteringVAE(z_given_y="no")
+    with pytest.raises(ValueError, match="pretrain_epochs"):
+        ClusteringVAE(pretrain_epochs=0)
+    X = pz.data.blobs(n=60, seed=0)[0]
+    with pytest.raises(ValueError, match="X: init='tsne'.*at least 20"):
+        ClusteringVAE(n_clusters=10, likelihood="normal", preset="clustering").fit(X[:12], batch_size=4)
+    small = ClusteringVAE(n_clusters=3, likelihood="normal", preset="clustering", pretrain_epochs=1)
+    assert small.fit(X, epochs=1, batch_size=20).info["clusters_used"] >= 1  # t-SNE's perplexity fits 60 rows
+
+
+@pytest.mark.parametrize("z_given_y", [True, False])
+def test_pretraining_starts_the_vae_at_the_mixture_of_its_codes(blobs, z_given_y):
+    """init="autoencoder": the prior starts at the moments of the autoencoder's codes under the mixture's
+    responsibilities, q(y | x) at the mixture's clusters, every branch of q(z | x, y) at the code; with
+    labels, cluster k is class k."""
+    from probzoo.models.clustering_vae import pretrain
+
+    X, t = blobs
+    vae = ClusteringVAE(n_clusters=3, likelihood="normal", init="autoencoder", z_given_y=z_given_y)
+    init, info = pretrain.pretrained_params(vae, X, None, epochs=5, batch_size=100, learning_rate=1e-3, seed=0)
+    assert info["pretrain_time"] > 0 and np.isfinite(info["pretrain_loss"])
+    h, z = pretrain._codes(vae, init, X)
+    z = z.astype(np.float64)
+    r = pretrain._mixture(z, 3, None, 0).predict_proba(z)
+    means, scales = pretrain._moments(z, r)
+    np.testing.assert_allclose(init["prior_loc"], means, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(init["prior_scale"], scales, rtol=1e-5, atol=1e-5)
+    enc, enc_z = vae._encoder_net(), vae._encoder_z_net()
+    _, logits = enc.apply({"params": init["encoder$params"]}, X)
+    assert np.mean(np.asarray(logits).argmax(1) == r.argmax(1)) > 0.99
+    from probzoo import metrics
+    assert metrics.cluster_accuracy(t, r.argmax(1)) > 0.95  # the blobs are separated in the codes already
+    locs = [np.asarray(enc_z.apply({"params": init["encoder_z$params"]}, h, np.eye(3)[k][None].repeat(len(X), 0))[0])
+            for k in range(3)]
+    for loc in locs:
+        np.testing.assert_array_equal(loc, locs[0])
+        np.testing.assert_allclose(loc, z, rtol=1e-5, atol=1e-5)
+    labels = np.full(len(t), -1)
+    labels[:30] = t[:30]
+    init, _ = pretrain.pretrained_params(vae, X, labels, epochs=5, batch_size=100, learning_rate=1e-3, seed=0)
+    _, logits = enc.apply({"params": init["encoder$params"]}, X)
+    assert np.mean(np.asarray(logits).argmax(1) == t) > 0.95  # no matching: cluster k is class k

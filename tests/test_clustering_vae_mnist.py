@@ -21,11 +21,13 @@ def mnist_small():
     return pz.data.mnist(n=2000, seed=0)
 
 
-def test_enumerated_elbo_equals_the_sum_over_clusters(mnist_small):
+@pytest.mark.parametrize("z_given_y", [True, False])
+def test_enumerated_elbo_equals_the_sum_over_clusters(mnist_small, z_given_y):
     """TraceEnum_ELBO on model/guide (beta = 1) against the per-row bound computed independently in
-    ``fit.elbo`` (explicit sum over y weighted by q(y | x), z by Monte Carlo): same value."""
+    ``fit.elbo`` (explicit sum over y weighted by q(y | x), z by Monte Carlo): same value, with the article's
+    q(z | x, y) and with VaDE's q(z | x) (one z per row under the enumerated y)."""
     X = mnist_small[0][:16]
-    model = ClusteringVAE(beta=1.0, balance=0.0)
+    model = ClusteringVAE(beta=1.0, balance=0.0, z_given_y=z_given_y)
     fit = model.fit(X, method="enum", epochs=2, batch_size=8, seed=0, num_draws=1, n_reconstructions=0)
     params = fit.params
     elbo = TraceEnum_ELBO(num_particles=200, max_plate_nesting=1)

@@ -36,18 +36,23 @@ class _Encoder(nn.Module):
 
 
 class _EncoderZ(nn.Module):
-    """(h, y) -> (loc, scale) of q(z | x, y): one hidden layer on [h, y].
+    """(h, y) -> (loc, scale) of q(z | x, y): one hidden layer on [h, y]; with ``uses_y=False``, q(z | x).
 
     The first layer is split as W_h h + W_y y (the same affine map as on the concatenation) so that an
-    enumerated y of shape (K, 1, K) broadcasts against h of shape (B, H) without copying h K times.
+    enumerated y of shape (K, 1, K) broadcasts against h of shape (B, H) without copying h K times. q(z | x)
+    keeps h's shape (B, D) under an enumerated y: z is drawn once per row, not once per branch, and the
+    decoder runs once per row instead of K times.
     """
 
     latent_dim: int
     hidden: int
+    uses_y: bool = True
 
     @nn.compact
     def __call__(self, h: jnp.ndarray, y: jnp.ndarray) -> tuple[jnp.ndarray, jnp.ndarray]:
-        a = _leaky(nn.Dense(self.hidden)(h) + nn.Dense(self.hidden, use_bias=False)(y))
-        out = nn.Dense(2 * self.latent_dim)(a)
+        a = nn.Dense(self.hidden, name="Dense_0")(h)
+        if self.uses_y:
+            a = a + nn.Dense(self.hidden, use_bias=False, name="Dense_1")(y)
+        out = nn.Dense(2 * self.latent_dim, name="Dense_2")(_leaky(a))
         loc, raw = jnp.split(out, 2, axis=-1)
         return loc, jax.nn.softplus(raw) + _EPS
