@@ -31,15 +31,6 @@ import probzoo as pz
 from probzoo import metrics
 
 
-def few_labels(t: np.ndarray, per_class: int, seed: int) -> np.ndarray:
-    """-1 everywhere except ``per_class`` randomly chosen rows of each class (as examples/clustering_vae_mnist.py)."""
-    labels = np.full(len(t), -1, np.int32)
-    rng = np.random.default_rng(seed)
-    for c in np.unique(t):
-        labels[rng.choice(np.flatnonzero(t == c), per_class, replace=False)] = c
-    return labels
-
-
 def scores(t: np.ndarray, pred: np.ndarray) -> dict[str, float]:
     return {"accuracy": metrics.cluster_accuracy(t, pred), "ari": float(adjusted_rand_score(t, pred)),
             "nmi": metrics.nmi(t, pred), "clusters_used": int(np.unique(pred).size)}
@@ -77,7 +68,7 @@ def main() -> None:
                     X, t = pz.data.mnist(path=args.mnist_path, seed=seed)
                 else:
                     X, t = pz.data.digits(seed=seed)
-                labels = few_labels(t, per_class, seed) if per_class else None
+                labels = pz.data.few_labels(t, per_class, seed) if per_class else None
                 t0 = time.perf_counter()
                 budget = {} if args.epochs is None else {"epochs": args.epochs}
                 fit = pz.ClusteringVAE(preset=args.preset, **options).fit(X, labels, seed=seed, **budget)

@@ -37,15 +37,6 @@ def article_figures(fit, X: np.ndarray, t: np.ndarray, out: Path, tag: str) -> l
     return figs
 
 
-def few_labels(t: np.ndarray, per_class: int, seed: int) -> np.ndarray:
-    """-1 everywhere except ``per_class`` randomly chosen rows of each class."""
-    labels = np.full(len(t), -1, np.int32)
-    rng = np.random.default_rng(seed)
-    for c in np.unique(t):
-        labels[rng.choice(np.flatnonzero(t == c), per_class, replace=False)] = c
-    return labels
-
-
 def main(argv: list[str] | None = None) -> dict:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", default="examples-out/clustering_vae_mnist")
@@ -71,7 +62,7 @@ def main(argv: list[str] | None = None) -> dict:
                                "seconds_per_epoch": fit.info["seconds_per_epoch"], "epochs": fit.info["epochs"]}
     article_figures(fit, X, t, out, "unsup")
 
-    labels = few_labels(t, args.labels_per_class, args.seed)
+    labels = pz.data.few_labels(t, args.labels_per_class, args.seed)
     t0 = time.perf_counter()
     semi = model.fit(X, labels=labels, method=args.method, seed=args.seed, progress=True, **budget)
     unl = labels < 0

@@ -33,6 +33,7 @@ __all__ = [
     "branches",
     "branches_logpdf",
     "digits",
+    "few_labels",
     "heteroscedastic",
     "heteroscedastic_logpdf",
     "mnist",
@@ -345,3 +346,20 @@ def digits(seed: int = 0, shuffle: bool = True, binarize: bool = False) -> tuple
     if binarize:
         X = (X > 0.5).astype(np.float32)
     return X, t
+
+
+def few_labels(t: Any, per_class: int, seed: int = 0) -> np.ndarray:
+    """Labels for semi-supervised fits: -1 everywhere except ``per_class`` rows of each class of ``t``, chosen
+    at random with ``seed`` (classes in increasing order, each from its rows without replacement)."""
+    t = np.asarray(t)
+    if t.ndim != 1 or not np.issubdtype(t.dtype, np.integer):
+        raise TypeError(f"t: expected a 1-D array of integer classes, got {t.dtype} of shape {t.shape}")
+    per_class = check_int(per_class, "per_class", minimum=1)
+    labels = np.full(len(t), -1, np.int32)
+    rng = np.random.default_rng(check_seed(seed))
+    for c in np.unique(t):
+        rows = np.flatnonzero(t == c)
+        if rows.size < per_class:
+            raise ValueError(f"per_class: class {c} has {rows.size} rows, fewer than {per_class}")
+        labels[rng.choice(rows, per_class, replace=False)] = c
+    return labels

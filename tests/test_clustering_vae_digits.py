@@ -27,10 +27,7 @@ def test_digits_unsupervised_clusters_beat_kmeans(seed):
 
 def test_digits_with_ten_labels_per_class():
     X, t = pz.data.digits(seed=0)
-    labels = np.full(len(t), -1)
-    rng = np.random.default_rng(0)
-    for c in range(10):
-        labels[rng.choice(np.flatnonzero(t == c), 10, replace=False)] = c
+    labels = pz.data.few_labels(t, 10, seed=0)
     fit = pz.ClusteringVAE(preset="clustering").fit(X, labels, epochs=30, seed=0)
     unlabelled = labels < 0
     assert np.mean(fit.predict(X[unlabelled]) == t[unlabelled]) >= 0.90  # cluster k is class k: no matching

@@ -153,3 +153,18 @@ def test_same_seed_same_data():
         assert all(np.array_equal(u, v) for u, v in zip(a, b, strict=True))
         c = fn(n=300, seed=6)
         assert not np.array_equal(a[0], c[0])
+
+
+def test_few_labels():
+    _, t = pz.data.digits(seed=0)
+    labels = pz.data.few_labels(t, 10, seed=3)
+    assert labels.shape == t.shape and labels.dtype == np.int32
+    kept = labels >= 0
+    assert np.array_equal(labels[kept], t[kept]) and np.all(labels[~kept] == -1)
+    assert np.array_equal(np.bincount(labels[kept], minlength=10), np.full(10, 10))
+    assert np.array_equal(labels, pz.data.few_labels(t, 10, seed=3))
+    assert not np.array_equal(labels, pz.data.few_labels(t, 10, seed=4))
+    with pytest.raises(ValueError, match="per_class: class 0 has 2 rows"):
+        pz.data.few_labels(np.array([0, 0, 1, 1, 1]), 3)
+    with pytest.raises(TypeError, match="t: expected a 1-D array of integer classes"):
+        pz.data.few_labels(np.array([0.5, 1.0]), 1)
