@@ -329,8 +329,8 @@ def test_score_function_gradients_train_the_clustering_vae(blobs):
 
 def test_presets_and_explicit_arguments():
     article, clustering = ClusteringVAE(), ClusteringVAE(preset="clustering")
-    assert (article.latent_dim, article.init, article.z_given_y) == (2, "random", True)
-    assert (clustering.latent_dim, clustering.init, clustering.z_given_y) == (10, "tsne", False)
+    assert (article.latent_dim, article.init, article.z_given_y, article.anneal) == (2, "random", True, 4.0)
+    assert (clustering.latent_dim, clustering.init, clustering.z_given_y, clustering.anneal) == (10, "tsne", False, 1.0)
     mixed = ClusteringVAE(preset="clustering", latent_dim=3, z_given_y=True)
     assert (mixed.latent_dim, mixed.init, mixed.z_given_y) == (3, "tsne", True)
     assert ClusteringVAE(**mixed.get_config()).get_config() == mixed.get_config()
