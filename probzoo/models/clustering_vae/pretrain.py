@@ -9,9 +9,10 @@ mixture to the codes and starts the VAE from both. Here, in the y -> z -> x mode
 1. ``autoencoder``: x -> h(x) -> z = mean of q(z | x, y = 0) -> decoder, trained by maximum likelihood
    (the VAE's own networks and likelihood, through the shared SVI loop with an empty guide);
 2. clusters: a Gaussian mixture with K components and full covariances (scikit-learn's EM) on the codes
-   (``init="autoencoder"``, VaDE) or on a 2-D t-SNE map of the data (``init="tsne"``, as N2D, McConville
-   et al. 2020, clusters a neighbour embedding of an autoencoder's codes: a mixture on a neighbour map
-   follows the data's manifolds, one on the codes only their Gaussian blobs). With labels, component k
+   (``init="autoencoder"``, VaDE) or on a 2-D t-SNE map of the data (``init="tsne"``; N2D, McConville et
+   al. 2020, clusters a neighbour embedding of an autoencoder's codes: a mixture on a neighbour map follows
+   the data's manifolds, one on the codes only their Gaussian blobs; the map of the pixels, after PCA,
+   ended better here than the map of the codes: 0.789-0.799 against 0.777 on MNIST, seed 0). With labels, component k
    starts at the mean of class k's labelled points and labelled rows keep their class;
 3. the prior p(z | y) starts at each cluster's mean and per-axis standard deviation of the codes, the
    classifier head of q(y | x) is fitted to the mixture's responsibilities, and the y input of
