@@ -76,16 +76,16 @@ def _codes(vae: Any, params: dict[str, Any], X: np.ndarray) -> tuple[np.ndarray,
 
 
 def _mixture(z: np.ndarray, K: int, labels: np.ndarray | None, seed: int) -> GaussianMixture:
-    """A K-component full-covariance Gaussian mixture on the codes; with labels, component k starts at the
-    mean of class k's labelled codes."""
+    """A K-component full-covariance Gaussian mixture on the points (codes or t-SNE map); with labels,
+    component k starts at the mean of class k's labelled points."""
     z = z.astype(np.float64)
     if labels is not None and np.any(labels >= 0):
         known = labels >= 0
         means = np.stack([z[known & (labels == k)].mean(0) if np.any(known & (labels == k)) else z.mean(0)
                           for k in range(K)])
-        return GaussianMixture(K, covariance_type="full", means_init=means, reg_covar=1e-4,
+        return GaussianMixture(K, covariance_type="full", means_init=means, reg_covar=_VAR_FLOOR,
                                random_state=seed).fit(z)
-    return GaussianMixture(K, covariance_type="full", n_init=5, reg_covar=1e-4, random_state=seed).fit(z)
+    return GaussianMixture(K, covariance_type="full", n_init=5, reg_covar=_VAR_FLOOR, random_state=seed).fit(z)
 
 
 def _fit_head(head: dict[str, Any], h: np.ndarray, targets: np.ndarray) -> dict[str, Any]:
