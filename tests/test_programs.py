@@ -11,7 +11,7 @@ import numpyro
 import numpyro.distributions as dist
 import pytest
 from numpyro.infer import Trace_ELBO
-from numpyro.infer.autoguide import AutoNormal
+from numpyro.infer.autoguide import AutoDelta, AutoNormal
 
 import probzoo as pz
 from probzoo.infer import OrderedTraceELBO, run_svi
@@ -112,3 +112,30 @@ def test_the_ordered_elbo_is_numpyros_elbo(data, num_particles):
     np.testing.assert_allclose(float(ours), float(ref), rtol=1e-6)
     assert float(ours) != float(OrderedTraceELBO(num_particles=num_particles).loss(
         jax.random.PRNGKey(4), params, _regression, fresh_guide(guide), x, y))   # a draw of its own per key
+
+
+def _with_local_latents(x, y=None):
+    w = numpyro.sample("w", dist.Normal(0.0, 1.0).expand([2]).to_event(1))
+    with numpyro.plate("data", x.shape[0]):
+        u = numpyro.sample("u", dist.Normal(0.0, 1.0))
+        numpyro.sample("y", dist.Normal(x @ w + u, 0.5), obs=y)
+
+
+@pytest.mark.parametrize("model", [_regression, _with_local_latents])
+def test_a_point_mass_guide_adds_its_log_density_without_evaluating_it(data, model, monkeypatch):
+    """AutoDelta's sites (alone, inside Independent, inside a plate) contribute log q = 0 at their own point:
+    the ELBO is NumPyro's, and Delta.log_prob (a comparison over every value) is never formed."""
+    x, y = data
+    guide = AutoDelta(model)
+    params = run_svi(model, guide, x, y, learning_rate=0.05, num_steps=20, seed=0).params
+    key = jax.random.PRNGKey(3)
+    ref = Trace_ELBO().loss(key, params, model, fresh_guide(guide), x, y)
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("Delta.log_prob was evaluated")
+
+    monkeypatch.setattr(dist.Delta, "log_prob", refuse)
+    ours = OrderedTraceELBO().loss(key, params, model, fresh_guide(guide), x, y)
+    np.testing.assert_allclose(float(ours), float(ref), rtol=1e-6)
+    with pytest.raises(AssertionError, match="Delta.log_prob"):   # an ordinary ELBO still evaluates it
+        Trace_ELBO().loss(key, params, model, fresh_guide(guide), x, y)
