@@ -54,7 +54,12 @@ def test_relaxed_and_enum_reach_comparable_elbos(blobs, blob_fits, tmp_path):
     assert scores["accuracy"] >= 0.97 and {f.name for f in figs} >= {"clusters.png", "generated.png", "latent.png"}
     e_relaxed = blob_fits["relaxed"].evaluate(X, num_samples=8)["elbo"]
     e_enum = blob_fits["enum"].evaluate(X, num_samples=8)["elbo"]
-    assert abs(e_relaxed - e_enum) < 0.5, (e_relaxed, e_enum)
+    # Where 20 epochs end depends on the seed (and so on the processor): over seeds 0-5, two versions of the
+    # SVI loop, both methods, the ELBO per point was -5.37 +- 0.56 (range -6.6 to -4.6) and relaxed's minus
+    # enum's at one seed -0.13 +- 0.44 (at most 0.67 apart). Bounds 3.5 sd out: a fit that trains reaches more
+    # than -7.3 (after 1-3 epochs the ELBO is -9.6 to -9.0), and neither estimator trains to a worse objective.
+    assert min(e_relaxed, e_enum) > -7.3, (e_relaxed, e_enum)
+    assert abs(e_relaxed - e_enum) < 1.7, (e_relaxed, e_enum)
 
 
 def test_fit_outputs_inference_data_and_round_trips(tmp_path, blobs, blob_fits):
