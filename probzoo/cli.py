@@ -414,6 +414,39 @@ def cmd_sbc(args: argparse.Namespace) -> int:
     return 0
 
 
+def _tour_section(name: str, runs: list[tuple[str, dict[str, Any]]], seed: int, progress: bool, out: str,
+                  prepared: list[tuple[Any, tuple[Any, ...], dict[str, Any]]] | None = None) -> dict[str, Any]:
+    """One model's tour ``runs`` (method, fit options), in this process: its section of the page (rows,
+    figures, failures). A run that fails is reported there and the others go on. ``prepared`` (model, data,
+    extras per run) skips loading them again."""
+    entry = _entries()[name]
+    sec: dict[str, Any] = {"title": f"{entry.name}: {entry.description}", "rows": [], "runs": [], "failures": [],
+                           "notes": entry.tour_notes}
+    for i, (method, fit_kwargs) in enumerate(runs):
+        print(f"[tour] {entry.name} / {method} on {entry.default_data} ...", flush=True)
+        try:
+            model, data, extras = prepared[i] if prepared is not None else _prepare(
+                entry, method, entry.default_data, seed, entry.tour_model_kwargs, fit_kwargs)
+            res = _fit_one(entry, model, method, entry.default_data, data, extras, seed, progress,
+                           Path(out) / entry.name / method, fit_kwargs, save=False)
+        except Exception as err:  # the other runs go on; the failure is reported on the page and at the end
+            message = f"{entry.name} / {method} failed: {type(err).__name__}: {err}"
+            print(f"[tour] {message}", file=sys.stderr, flush=True)
+            sec["failures"].append(message)
+            continue
+        sec["rows"].append(res["row"])
+        sec["runs"].append({"method": method, "figures": res["figures"]})
+    return sec
+
+
+def _tour_jobs(requested: int | None, n_models: int) -> int:
+    if requested is None:
+        import os
+
+        requested = min(os.cpu_count() or 1, 4)
+    return max(1, min(requested, n_models))
+
+
 def cmd_tour(args: argparse.Namespace) -> int:
     out = Path(args.out)
     zoo = _entries()
@@ -421,31 +454,39 @@ def cmd_tour(args: argparse.Namespace) -> int:
     for n in names:
         _entry(n)
     # every run is checked against its model and data before the first one trains
-    runs = []
+    prepared: dict[str, list[Any]] = {}
     for name in names:
         entry = zoo[name]
-        for method, fit_kwargs in entry.tour_runs:
-            prepared = _prepare(entry, method, entry.default_data, args.seed, entry.tour_model_kwargs, fit_kwargs)
-            runs.append((entry, method, fit_kwargs, prepared))
+        prepared[name] = [_prepare(entry, method, entry.default_data, args.seed, entry.tour_model_kwargs, fit_kwargs)
+                          for method, fit_kwargs in entry.tour_runs]
+    runs = sum(len(v) for v in prepared.values())
     out.mkdir(parents=True, exist_ok=True)
-    sections: dict[str, dict[str, Any]] = {}
-    failures = []
+    jobs = _tour_jobs(args.jobs, len(names))
     t0 = time.perf_counter()
-    for entry, method, fit_kwargs, (model, data, extras) in runs:
-        sec = sections.setdefault(entry.name, {"title": f"{entry.name}: {entry.description}", "rows": [],
-                                               "runs": [], "failures": [], "notes": entry.tour_notes})
-        print(f"[tour] {entry.name} / {method} on {entry.default_data} ...", flush=True)
-        try:
-            res = _fit_one(entry, model, method, entry.default_data, data, extras, args.seed, not args.quiet,
-                           out / entry.name / method, fit_kwargs, save=False)
-        except Exception as err:  # the other runs go on; the failure is reported on the page and at the end
-            message = f"{entry.name} / {method} failed: {type(err).__name__}: {err}"
-            print(f"[tour] {message}", file=sys.stderr, flush=True)
-            sec["failures"].append(message)
-            failures.append(message)
-            continue
-        sec["rows"].append(res["row"])
-        sec["runs"].append({"method": method, "figures": res["figures"]})
+    if jobs == 1:
+        sections = {name: _tour_section(name, zoo[name].tour_runs, args.seed, not args.quiet, str(out), prepared[name])
+                    for name in names}
+    else:
+        # Models in parallel, each in a process of its own: much of a small fit is compilation and Python
+        # (one core), so two models at once finish sooner than one after the other even on two cores.
+        # Progress bars from several processes would overwrite each other: each run prints a line instead.
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+            futures = {name: pool.submit(_tour_section, name, zoo[name].tour_runs, args.seed, False, str(out))
+                       for name in names}
+            sections = {}
+            for name, future in futures.items():
+                try:
+                    sections[name] = future.result()
+                except Exception as err:  # the model's process died: its runs are lost, the others kept
+                    entry = zoo[name]
+                    message = f"{name} failed: {type(err).__name__}: {err}"
+                    print(f"[tour] {message}", file=sys.stderr, flush=True)
+                    sections[name] = {"title": f"{entry.name}: {entry.description}", "rows": [], "runs": [],
+                                      "failures": [message], "notes": entry.tour_notes}
+    failures = [m for sec in sections.values() for m in sec["failures"]]
     for name, sec in sections.items():
         if sec["rows"]:
             print(f"\n{name} on {sec['rows'][0]['data']}")
@@ -455,7 +496,7 @@ def cmd_tour(args: argparse.Namespace) -> int:
     index = write_index(out, list(sections.values()), intro=TOUR_INTRO)
     print(f"\ntour finished in {time.perf_counter() - t0:.0f} s; open {index}")
     if failures:
-        print(f"probzoo tour: error: {len(failures)} of {len(runs)} runs failed:\n  " + "\n  ".join(failures),
+        print(f"probzoo tour: error: {len(failures)} of {runs} runs failed:\n  " + "\n  ".join(failures),
               file=sys.stderr)
         return 1
     return 0
@@ -547,6 +588,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--seed", type=_seed, default=0)
     t.add_argument("--models", default=None, help="comma-separated subset (default: all)")
     t.add_argument("--quiet", action="store_true", help="no progress bars")
+    t.add_argument("--jobs", type=int, default=None,
+                   help="models toured at once, each in a process of its own (default: the number of cores, at "
+                        "most 4; with more than one, a line per run replaces the progress bars)")
     t.set_defaults(func=cmd_tour)
     return p
 

@@ -104,6 +104,20 @@ def test_fit_reports_the_fits_diagnostics_with_their_reading(tmp_path):
     assert "bad: meanfield khat = " in summary and "misses posterior mass" in summary
 
 
+def test_tour_runs_models_in_parallel_processes(tmp_path, monkeypatch):
+    # the runs are the parent's (a patched budget reaches the workers); each model's section comes back whole
+    monkeypatch.setattr(entries()["ukr"], "tour_runs", [("map", {"num_steps": 50})])
+    monkeypatch.setattr(entries()["mdn"], "tour_runs", [("map", {"num_steps": 50, "batch_size": 500})])
+    assert main(["tour", "--models", "ukr,mdn", "--jobs", "2", "--out", str(tmp_path), "--quiet"]) == 0
+    index = (tmp_path / "index.html").read_text()
+    assert "<h3>ukr / map</h3>" in index and "<h3>mdn / map</h3>" in index
+    assert "ukr / nuts" not in index and "mdn / meanfield" not in index  # the patched runs, not the registry's
+    assert index.index("<h3>ukr / map</h3>") < index.index("<h3>mdn / map</h3>")  # in the order asked for
+    links = re.findall(r"<img src='([^']+)'", index)
+    assert {link.split("/")[0] for link in links} == {"ukr", "mdn"}
+    assert all((tmp_path / link).read_bytes()[:8] == PNG_MAGIC for link in links)
+
+
 def test_tour_index_links_valid_pngs(tmp_path, monkeypatch, capsys):
     # the tour's own budgets are checked in test_every_entry_is_complete; here the smallest that draw figures
     monkeypatch.setattr(entries()["ukr"], "tour_runs", [
