@@ -286,8 +286,8 @@ def run_svi(
                  dkw: dict[str, Any]) -> tuple[SVIState, Any]:
         # The step's randomness is the run's key folded with the global step, not a chain of keys carried in
         # the state: an objective that draws nothing (MAP) then compiles without random-number code (a
-        # threefry hash per step was a tenth of an MDN MAP step), and a resumed run draws what an
-        # uninterrupted one does. The state keeps the run's key.
+        # carried key is split, a threefry hash, every step whether or not it is used), and a resumed run
+        # draws what an uninterrupted one does. The state keeps the run's key.
         st_step, loss_value = svi.update(st._replace(rng_key=jax.random.fold_in(st.rng_key, step)),
                                          *call_args(dargs), _batch_idx=idx, **dkw, **static_kwargs)
         return st_step._replace(rng_key=st.rng_key), loss_value.astype(jnp.float32)
