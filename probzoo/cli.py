@@ -436,6 +436,7 @@ def _tour_section(name: str, runs: list[tuple[str, dict[str, Any]]], seed: int, 
             continue
         sec["rows"].append(res["row"])
         sec["runs"].append({"method": method, "figures": res["figures"]})
+        print(f"[tour] {entry.name} / {method} done: fit {res['row']['seconds']:.0f} s", flush=True)
     return sec
 
 
