@@ -8,6 +8,7 @@ import html
 import inspect
 import json
 import math
+import os
 import sys
 import textwrap
 import time
@@ -121,6 +122,17 @@ def _fit_options(entry: Any) -> set[str]:
             eng = _engines.engine(name)
             native |= set(eng.budget) | set(eng.options)
     return native
+
+
+def _jobs(text: str) -> int:
+    """argparse type of ``--jobs``: a whole number of processes, at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
 
 
 def _seed(text: str) -> int:
@@ -414,14 +426,19 @@ def cmd_sbc(args: argparse.Namespace) -> int:
     return 0
 
 
+def _tour_page_section(entry: Any) -> dict[str, Any]:
+    """A model's section of the tour's page, before any run: its title and notes."""
+    return {"title": f"{entry.name}: {entry.description}", "rows": [], "runs": [], "failures": [],
+            "notes": entry.tour_notes}
+
+
 def _tour_section(name: str, runs: list[tuple[str, dict[str, Any]]], seed: int, progress: bool, out: str,
                   prepared: list[tuple[Any, tuple[Any, ...], dict[str, Any]]] | None = None) -> dict[str, Any]:
     """One model's tour ``runs`` (method, fit options), in this process: its section of the page (rows,
     figures, failures). A run that fails is reported there and the others go on. ``prepared`` (model, data,
     extras per run) skips loading them again."""
     entry = _entries()[name]
-    sec: dict[str, Any] = {"title": f"{entry.name}: {entry.description}", "rows": [], "runs": [], "failures": [],
-                           "notes": entry.tour_notes}
+    sec = _tour_page_section(entry)
     for i, (method, fit_kwargs) in enumerate(runs):
         print(f"[tour] {entry.name} / {method} on {entry.default_data} ...", flush=True)
         try:
@@ -442,10 +459,8 @@ def _tour_section(name: str, runs: list[tuple[str, dict[str, Any]]], seed: int, 
 
 def _tour_jobs(requested: int | None, n_models: int) -> int:
     if requested is None:
-        import os
-
         requested = min(os.cpu_count() or 1, 4)
-    return max(1, min(requested, n_models))
+    return min(requested, n_models)
 
 
 def cmd_tour(args: argparse.Namespace) -> int:
@@ -482,11 +497,10 @@ def cmd_tour(args: argparse.Namespace) -> int:
                 try:
                     sections[name] = future.result()
                 except Exception as err:  # the model's process died: its runs are lost, the others kept
-                    entry = zoo[name]
                     message = f"{name} failed: {type(err).__name__}: {err}"
                     print(f"[tour] {message}", file=sys.stderr, flush=True)
-                    sections[name] = {"title": f"{entry.name}: {entry.description}", "rows": [], "runs": [],
-                                      "failures": [message], "notes": entry.tour_notes}
+                    sections[name] = _tour_page_section(zoo[name])
+                    sections[name]["failures"].append(message)
     failures = [m for sec in sections.values() for m in sec["failures"]]
     for name, sec in sections.items():
         if sec["rows"]:
@@ -589,7 +603,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--seed", type=_seed, default=0)
     t.add_argument("--models", default=None, help="comma-separated subset (default: all)")
     t.add_argument("--quiet", action="store_true", help="no progress bars")
-    t.add_argument("--jobs", type=int, default=None,
+    t.add_argument("--jobs", type=_jobs, default=None,
                    help="models toured at once, each in a process of its own (default: the number of cores, at "
                         "most 4; with more than one, a line per run replaces the progress bars)")
     t.set_defaults(func=cmd_tour)

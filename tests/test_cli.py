@@ -44,6 +44,8 @@ def test_list_shows_the_zoo(capsys):
         (["fit", "mdn", "--method", "map", "--seed", str(2**64)], "argument --seed: must lie in [0, 4294967295]"),
         (["compare", "mdn", "--methods", "map", "--seed", "x"], "argument --seed: expected an integer, got 'x'"),
         (["compare", "mdn", "--methods"], "argument --methods: expected one argument"),
+        (["tour", "--jobs", "0"], "argument --jobs: must be at least 1, got 0"),
+        (["tour", "--jobs", "two"], "argument --jobs: expected an integer, got 'two'"),
         (["fit", "mdn", "--model", "hiden=3"], "--model: unknown option 'hiden' for mdn; valid options: n_components, "
                                                 "hidden"),
         (["fit", "mdn", "--model", "hidden"], "--model expects key=value, got 'hidden'"),
