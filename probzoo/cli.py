@@ -437,7 +437,9 @@ def _tour_section(name: str, runs: list[tuple[str, dict[str, Any]]], seed: int, 
     """One model's tour ``runs`` (method, fit options), in this process: its section of the page (rows,
     figures, failures). A run that fails is reported there and the others go on. ``prepared`` (model, data,
     extras per run) skips loading them again."""
-    entry = _entries()[name]
+    from probzoo.zoo import get_entry
+
+    entry = get_entry(name)
     sec = _tour_page_section(entry)
     for i, (method, fit_kwargs) in enumerate(runs):
         print(f"[tour] {entry.name} / {method} on {entry.default_data} ...", flush=True)

@@ -367,6 +367,10 @@ def test_zoo_entry_report_on_digits(tmp_path):
     assert not undocumented(metrics)  # every quantity of the tour's table is in the glossary
     assert metrics["log_likelihood"] > metrics["base_rate_log_likelihood"]
     assert len(paths) == 3 and all(p.is_file() and p.read_bytes()[:4] == b"\x89PNG" for p in paths)
+    # a fit that ran diagnostic chains is judged by those very chains, not by new ones
+    fit = pz.RBM(n_hidden=16).fit(*data, method="cd", epochs=2, diagnostic_chains=3, diagnostic_samples=50)
+    metrics, _ = entry.report(fit, data, extras, tmp_path)
+    assert metrics["free_energy_r_hat"] == fit.info["free_energy_r_hat"]
 
 
 # --- bad input ------------------------------------------------------------------------------------------

@@ -118,6 +118,11 @@ def _home(cls: type) -> int | None:
 
 
 def get_entry(name: str) -> ZooEntry:
+    module = f"probzoo.zoo.{name}"
+    if name not in _ENTRIES and module in ENTRY_MODULES:
+        _import((module,))  # only this model's entry (a tour's worker process needs no other model's packages)
+        if name in _ENTRIES:
+            return _ENTRIES[name]
     all_entries = entries()
     if name not in all_entries:
         raise ValueError(f"model: unknown model {name!r}; choose one of {', '.join(sorted(all_entries))}")
