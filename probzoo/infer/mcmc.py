@@ -123,7 +123,10 @@ def run_counting_gradients(mcmc: MCMC, rng_key: Any, args: tuple, kwargs: dict[s
     iteration, each (chain, draw), for kernels that count them (None, None otherwise).
 
     Warm-up runs apart (``MCMC.warmup`` collecting its ``num_steps``), then sampling continues from the
-    warmed-up state with that state's own keys: the chains are those of a single ``run``.
+    warmed-up state with that state's own keys: the chains are those of a single ``run``. Both phases collect
+    the same fields, so that with as many warm-up iterations as draws (and no thinning) they are one and the
+    same program: the sampling phase then loads the warm-up's executable from the persistent compilation
+    cache instead of compiling NUTS a second time (seconds a fit).
     """
     field = gradient_field(mcmc.sampler)
     if field is None:
@@ -132,7 +135,7 @@ def run_counting_gradients(mcmc: MCMC, rng_key: Any, args: tuple, kwargs: dict[s
     fields = tuple(dict.fromkeys((*extra_fields, field)))
     warm = None
     if mcmc.num_warmup > 0:
-        mcmc.warmup(rng_key, *args, collect_warmup=True, extra_fields=(field,), init_params=init_params, **kwargs)
+        mcmc.warmup(rng_key, *args, collect_warmup=True, extra_fields=fields, init_params=init_params, **kwargs)
         warm = mcmc.get_extra_fields(group_by_chain=True)[field]
         rng_key = mcmc.post_warmup_state.rng_key
         init_params = None  # sampling continues from the warmed-up state
