@@ -36,7 +36,8 @@ def _load_digits(seed: int) -> tuple[tuple[Any, ...], dict[str, Any]]:
 
 def _diagnostic_draws(fit: RBMFit) -> tuple[np.ndarray, np.ndarray]:
     """The visible states and free energies, (chains, draws, ...), of the Gibbs chains the fit ran as its own
-    evidence (``diagnostic_chains``); chains of the same size when it ran fewer than two."""
+    evidence (``diagnostic_chains``); when it ran fewer than two, new ones of the size a fit runs by default
+    (4 chains of 200 draws after 100 of warm-up)."""
     posterior = getattr(fit.idata, "posterior", None)
     if posterior is not None and "v" in posterior and posterior.sizes["chain"] > 1:
         return np.asarray(posterior["v"]), np.asarray(posterior["free_energy"])
