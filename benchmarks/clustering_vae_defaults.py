@@ -4,6 +4,8 @@
     python benchmarks/clustering_vae_defaults.py --data digits --seeds 3
     python benchmarks/clustering_vae_defaults.py --preset article --model latent_dim=10
     python benchmarks/clustering_vae_defaults.py --mnist-path /path/to/mnist.npz   # the full 70,000 images
+    python benchmarks/clustering_vae_defaults.py --data mnist --runs labels --preset article \
+        --model encoder="'conv'" latent_dim=10 augment=2 consistency=10.0 --method relaxed   # about 40 min
 
 Per seed s: ``pz.data.mnist(seed=s)`` (5,000 images, or the file given) or ``pz.data.digits(seed=s)``
 (1,797 8x8 images), ``pz.ClusteringVAE(preset=PRESET).fit(X, seed=s)`` with every other setting at its
@@ -53,14 +55,18 @@ def main() -> None:
     ap.add_argument("--model", nargs="*", default=[], metavar="NAME=VALUE", help="model options over the preset's")
     ap.add_argument("--epochs", type=int, default=None, help="the fit's epochs (default: the fit's default)")
     ap.add_argument("--labels-per-class", type=int, default=10, help="semi-supervised runs on MNIST (0: none)")
+    ap.add_argument("--runs", nargs="+", default=["unsupervised", "labels"], choices=["unsupervised", "labels"])
+    ap.add_argument("--method", default=None, help="the fit's method (default: the fit's default, enum)")
     ap.add_argument("--mnist-path", default=None)
     args = ap.parse_args()
     warnings.simplefilter("ignore")
     options = {k: ast.literal_eval(v) for k, v in (o.split("=", 1) for o in args.model)}
     report: dict = {"machine": {"platform": platform.platform(), "jax": jax.__version__},
-                    "preset": args.preset, "model": options, "epochs": args.epochs, "results": {}}
+                    "preset": args.preset, "model": options, "epochs": args.epochs, "method": args.method,
+                    "results": {}}
     for data in args.data:
         runs = [("unsupervised", 0)] + ([("labels", args.labels_per_class)] if args.labels_per_class else [])
+        runs = [(kind, per_class) for kind, per_class in runs if kind in args.runs]
         for kind, per_class in runs:
             rows = []
             for seed in range(args.seeds):
@@ -71,6 +77,8 @@ def main() -> None:
                 labels = pz.data.few_labels(t, per_class, seed) if per_class else None
                 t0 = time.perf_counter()
                 budget = {} if args.epochs is None else {"epochs": args.epochs}
+                if args.method is not None:
+                    budget["method"] = args.method
                 fit = pz.ClusteringVAE(preset=args.preset, **options).fit(X, labels, seed=seed, **budget)
                 row = {"seed": seed, "fit_s": time.perf_counter() - t0,
                        "pretrain_s": fit.info.get("pretrain_time", 0.0)}

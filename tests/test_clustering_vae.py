@@ -7,6 +7,7 @@ import jax
 import numpy as np
 import pytest
 from numpyro import handlers
+from numpyro.primitives import Messenger
 
 import probzoo as pz
 from probzoo.models.clustering_vae import ClusteringVAE
@@ -173,6 +174,79 @@ def test_bad_input_errors(blobs):
         ClusteringVAE(encoder="resnet")
     with pytest.raises(ValueError, match="^n_clusters"):
         ClusteringVAE(n_clusters=1)
+    with pytest.raises(ValueError, match="^X: augment=2 needs flattened 28 x 28 images"):
+        ClusteringVAE(augment=2).fit(np.zeros((10, 100), np.float32))
+    with pytest.raises(ValueError, match="^augment: a shift of at most 7 pixels for 8 x 8 images, got 8"):
+        ClusteringVAE(augment=8, image_shape=(8, 8))
+    with pytest.raises(ValueError, match="^augment"):
+        ClusteringVAE(augment=-1)
+
+
+def test_random_shift_moves_each_image_whole_by_at_most_the_shift():
+    """Every row comes out as its own image moved by one whole-pixel (dy, dx) with |dy|, |dx| <= 2, zeros moved
+    in (pure data movement: compared exactly); over 2,000 rows every one of the 25 shifts occurs, each about 1/25
+    of the time (80 expected, sd 8.8: the limits are 4.5 sd)."""
+    from probzoo.models.clustering_vae.objective import random_shift
+
+    rng = np.random.default_rng(0)
+    images = np.zeros((2000, 12, 12), np.float32)
+    images[:, 2:10, 2:10] = rng.random((2000, 8, 8))  # a margin of 2 so that no pixel of the digit is lost
+    moved = np.asarray(random_shift(jax.random.PRNGKey(0), images.reshape(2000, -1), 2, (12, 12))).reshape(images.shape)
+    counts = {}
+    for image, out in zip(images, moved, strict=True):
+        found = [(dy, dx) for dy in range(-2, 3) for dx in range(-2, 3)
+                 if np.array_equal(np.roll(image, (dy, dx), axis=(0, 1)), out)]
+        assert len(found) == 1
+        counts[found[0]] = counts.get(found[0], 0) + 1
+    assert len(counts) == 25 and 40 <= min(counts.values()) and max(counts.values()) <= 120
+
+
+def test_augment_and_consistency_score_moved_images():
+    """With ``augment`` the classifier term is alpha * log q(y_i | x_i moved); with ``consistency`` each
+    unlabelled row adds consistency * KL(q(y | x) || q(y | x moved)). Each term draws its shifts from the
+    guide's random stream (one key a term a step); the terms are recomputed here from those keys."""
+    from probzoo.models.clustering_vae.nets import _Encoder
+    from probzoo.models.clustering_vae.objective import random_shift
+
+    X, t = pz.data.digits(seed=0)
+    X, t = X[:200], t[:200]
+    labels = np.where(np.arange(200) < 20, t, -1)
+    labelled = np.flatnonzero(labels >= 0).astype(np.int32)
+    model = ClusteringVAE(image_shape=(8, 8), augment=1, alpha=10.0, consistency=3.0)
+    kw = {"labels": labels, "labelled": labelled, "method": "enum", "labelled_batch": 100}
+    keys = []
+
+    class KeepKeys(Messenger):  # records the keys the guide draws with numpyro.prng_key()
+        def postprocess_message(self, msg):
+            if msg["type"] == "prng_key":
+                keys.append(msg["value"])
+
+    @jax.jit  # the guide traced once into one program, not run op by op
+    def terms(rng_key):
+        seeded = handlers.seed(model.guide, rng_key)
+        params = {k: v["value"] for k, v in handlers.trace(seeded).get_trace(X, **kw).items() if v["type"] == "param"}
+        keys.clear()
+        with handlers.substitute(data=params):
+            trace = handlers.trace(handlers.seed(KeepKeys(model.guide), rng_key)).get_trace(X, **kw)
+        assert len(keys) == 2  # the unlabelled rows' shifts, then the labelled rows'
+        return (params, trace["consistency"]["fn"].log_prob(0.0), trace["classify"]["fn"].log_prob(0.0), keys[0],
+                keys[1])
+
+    params, consistency, classify, key_u, key_l = terms(jax.random.PRNGKey(3))
+    apply = jax.jit(_Encoder(10, "mlp", model.hidden, (8, 8), model.channels).apply)
+    encoder = {"params": params["encoder$params"]}
+    _, logits = apply(encoder, random_shift(key_l, X[labelled], 1, (8, 8)))
+    expected = -10.0 * np.asarray(jax.nn.log_softmax(logits))[np.arange(20), t[:20]]
+    np.testing.assert_allclose(np.asarray(classify), expected, rtol=1e-5, atol=1e-4)
+    _, plain = apply(encoder, X[labelled])
+    assert not np.allclose(np.asarray(logits), np.asarray(plain))  # the shift changed what the classifier saw
+    log_q = np.asarray(jax.nn.log_softmax(apply(encoder, X)[1]), np.float64)
+    log_q_moved = np.asarray(jax.nn.log_softmax(apply(encoder, random_shift(key_u, X, 1, (8, 8)))[1]), np.float64)
+    kl = np.sum(np.exp(log_q) * (log_q - log_q_moved), -1)
+    # on the unlabelled rows only (masked to 0 on the labelled ones)
+    np.testing.assert_allclose(np.asarray(consistency), 3.0 * kl * (labels < 0), rtol=1e-4, atol=1e-5)
+    with pytest.raises(ValueError, match="^consistency: .* needs the shift augment > 0"):
+        ClusteringVAE(consistency=1.0)
 
 
 # --- the conv networks: patch-and-matmul layers against flax's convolutions --------------------------------

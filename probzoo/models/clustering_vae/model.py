@@ -24,7 +24,11 @@ y-KL, so that every cluster stays in use; ``anneal`` starts the relaxed method a
 clusters of a t-SNE map, :mod:`probzoo.models.clustering_vae.pretrain`) is the setting measured for cluster
 accuracy. Labelled rows (``labels >= 0``) observe y, contribute log p(x, y) and the classifier
 term ``alpha * log q(y | x)`` (Kingma et al.'s M2 objective) in their own plate, which sees every
-labelled row each step when there are at most ``batch_size`` of them.
+labelled row each step when there are at most ``batch_size`` of them. For images, ``augment`` scores that
+term on labelled images moved by a few pixels and ``consistency`` asks q(y | x) of every unlabelled image to
+stay the same when it is moved (a Pi-model-style term): with 10 labels per class these take the article's
+conv networks from 0.905 to 0.942 (median of 5 seeds) on the 4,900 unlabelled MNIST images
+(docs/models/clustering_vae.md).
 """
 
 from __future__ import annotations
@@ -51,7 +55,7 @@ from probzoo.infer.svi import run_svi
 from probzoo.models.base import ZooModel, runs_engines
 from probzoo.models.clustering_vae.fit import ClusteringVAEFit
 from probzoo.models.clustering_vae.nets import DISCRETE, METHODS, _Encoder, _EncoderZ, _leaky
-from probzoo.models.clustering_vae.objective import _labelled_rows, _optimiser, elbo_loss
+from probzoo.models.clustering_vae.objective import _labelled_rows, _optimiser, elbo_loss, random_shift
 from probzoo.models.clustering_vae.pretrain import pretrained_params
 from probzoo.nn import MLP, ConvDecoder
 from probzoo.validation import (
@@ -109,6 +113,13 @@ class ClusteringVAE(ZooModel):
     z_given_y: True: q(z | x, y), one Gaussian per cluster (the article); False: q(z | x) (VaDE's guide),
         with which q(y | x) can only follow the prior's clusters in z: the VAE cannot give each cluster
         its own copy of the data.
+    augment: the largest shift, in pixels, of a labelled image in the classifier term: each step scores
+        alpha * log q(y_i | x_i moved by up to ``augment`` pixels each way, the edge filled with 0), so that a few
+        labels teach q(y | x) that a digit moved by a pixel or two is the same digit (0: off; rows must be
+        flattened ``image_shape`` images with a zero background).
+    consistency: weight of consistency * KL(q(y | x) || q(y | x moved)) per unlabelled row (the shift as in
+        ``augment``, q(y | x) held fixed in the gradient): the images the labels do not name learn to keep
+        their class when moved (0: off; needs ``augment``).
     preset: "article" (latent_dim 2, init "random", z_given_y True, anneal 4) or "clustering" (latent_dim
         10, init "tsne", z_given_y False, anneal 1: the defaults measured for cluster accuracy, with method
         "enum"); arguments given explicitly override it.
@@ -143,6 +154,8 @@ class ClusteringVAE(ZooModel):
         init: str | None = None,
         pretrain_epochs: int = 50,
         z_given_y: bool | None = None,
+        augment: int = 0,
+        consistency: float = 0.0,
         preset: str = "article",
     ) -> None:
         self.preset = check_choice(preset, "preset", tuple(PRESETS))
@@ -182,6 +195,13 @@ class ClusteringVAE(ZooModel):
         if not isinstance(z_given_y, (bool, np.bool_)):
             raise TypeError(f"z_given_y: expected True or False, got {z_given_y!r}")
         self.z_given_y = bool(z_given_y)
+        self.augment = check_int(augment, "augment", minimum=0)
+        if self.augment >= min(self.image_shape):
+            raise ValueError(f"augment: a shift of at most {min(self.image_shape) - 1} pixels for "
+                             f"{self.image_shape[0]} x {self.image_shape[1]} images, got {augment}")
+        self.consistency = check_positive(consistency, "consistency", allow_zero=True)
+        if self.consistency > 0 and self.augment == 0:
+            raise ValueError("consistency: compares q(y | x) with q(y | x moved) and needs the shift augment > 0")
         self._config = {
             "n_clusters": self.n_clusters, "latent_dim": self.latent_dim, "likelihood": self.likelihood,
             "encoder": self.encoder, "temperature": self.temperature, "beta": self.beta, "alpha": self.alpha,
@@ -189,7 +209,8 @@ class ClusteringVAE(ZooModel):
             "image_shape": list(self.image_shape), "channels": list(self.channels),
             "anneal": self.anneal, "kl_warmup": self.kl_warmup, "balance": self.balance,
             "labelled_weight": self.labelled_weight, "init": self.init, "pretrain_epochs": self.pretrain_epochs,
-            "z_given_y": self.z_given_y, "preset": self.preset,
+            "z_given_y": self.z_given_y, "augment": self.augment,
+            "consistency": self.consistency, "preset": self.preset,
         }
         self._cache: dict[Any, Any] = {}
 
@@ -272,8 +293,9 @@ class ClusteringVAE(ZooModel):
     def guide(self, X: Any, labels: Any = None, labelled: Any = None, method: str = "relaxed",
               temperature: Any = None, labelled_batch: int = 100,
               schedule_steps: int | None = None, labelled_scale: float = 1.0) -> None:
-        """q(y | x) q(z | x, y); on labelled rows q(z | x, y_i) and the classifier term alpha log q(y_i | x_i);
-        with ``balance`` the penalty balance * N * KL(mean_batch q(y | x) || p(y))."""
+        """q(y | x) q(z | x, y); on labelled rows q(z | x, y_i) and the classifier term alpha log q(y_i | x_i)
+        (x_i moved with ``augment``); with ``balance`` the penalty balance * N * KL(mean_batch q(y | x) || p(y));
+        with ``consistency`` the penalty consistency * KL(q(y | x) || q(y | x moved)) per unlabelled row."""
         check_choice(method, "method", METHODS)
         K = self.n_clusters
         X = jnp.asarray(X)
@@ -296,6 +318,13 @@ class ClusteringVAE(ZooModel):
                 else:
                     y = jnp.exp(numpyro.sample("log_y", ExpRelaxedOneHotCategorical(tau, logits=logits)))
                 q_z(h, y, "")
+                if self.consistency > 0:
+                    # + consistency * KL(q(y | x) || q(y | x moved)) as a penalty (a guide factor enters with a
+                    # minus); q(y | x) is the target, held fixed, as in the Pi-model and VAT
+                    _, moved = encode(random_shift(numpyro.prng_key(), X[idx], self.augment, self.image_shape))
+                    target = jax.nn.log_softmax(jax.lax.stop_gradient(logits))
+                    kl = jnp.sum(jnp.exp(target) * (target - jax.nn.log_softmax(moved)), -1)
+                    numpyro.factor("consistency", self.consistency * kl)
             if self.balance > 0:
                 # KL(q_bar || p(y)) with q_bar the mean of q(y | x) over the unlabelled rows of the batch,
                 # in log space; a guide factor enters the ELBO with a minus, so this adds a penalty
@@ -309,6 +338,8 @@ class ClusteringVAE(ZooModel):
         if labelled is not None and np.shape(labelled)[0] > 0:
             with _labelled_rows(labels, labelled, labelled_batch, labelled_scale) as (i, t):
                 h, logits = encode(X[i])
+                if self.augment:  # the classifier term sees each labelled image moved, a new shift every step
+                    _, logits = encode(random_shift(numpyro.prng_key(), X[i], self.augment, self.image_shape))
                 # M2's classifier term: + alpha log q(y_i | x_i) in the ELBO (a guide factor enters with a minus)
                 numpyro.factor("classify", -self.alpha * dist.Categorical(logits=logits).log_prob(t))
                 q_z(h, jax.nn.one_hot(t, K), "_labelled")
@@ -393,11 +424,13 @@ class ClusteringVAE(ZooModel):
 
     def _check_X(self, X: Any, name: str = "X", n_features: int | None = None) -> np.ndarray:
         X = as_array(X, name, ndim=2, min_rows=1)
-        if self.encoder == "conv":
+        if self.encoder == "conv" or self.augment:
             h, w = self.image_shape
             if X.shape[1] != h * w:
-                raise ValueError(f"{name}: the conv encoder needs flattened {h} x {w} images ({h * w} columns), "
-                                 f"got {X.shape[1]} columns; use encoder='mlp' for other data")
+                needs, other = (("the conv encoder", "use encoder='mlp'") if self.encoder == "conv"
+                                else (f"augment={self.augment}", "set augment=0"))
+                raise ValueError(f"{name}: {needs} needs flattened {h} x {w} images ({h * w} columns), "
+                                 f"got {X.shape[1]} columns; {other} for other data, or give image_shape")
         if n_features is not None and X.shape[1] != n_features:
             raise ValueError(f"{name}: the fit was trained on {n_features} columns, got {X.shape[1]}")
         if self.likelihood == "bernoulli":

@@ -40,6 +40,16 @@ def _labelled_rows(labels: Any, labelled: Any, batch: int, scale: float) -> Iter
         yield i, jnp.asarray(labels)[i]
 
 
+def random_shift(key: Any, x: jnp.ndarray, max_shift: int, image_shape: tuple[int, int]) -> jnp.ndarray:
+    """Each row of ``x`` (a flattened ``image_shape`` image) moved by its own random whole-pixel shift of at most
+    ``max_shift`` each way, vertically and horizontally; what moves in from the edge is 0 (the background)."""
+    h, w = image_shape
+    padded = jnp.pad(x.reshape(-1, h, w), ((0, 0), (max_shift, max_shift), (max_shift, max_shift)))
+    corner = jax.random.randint(key, (x.shape[0], 2), 0, 2 * max_shift + 1)
+    moved = jax.vmap(lambda image, c: jax.lax.dynamic_slice(image, (c[0], c[1]), (h, w)))(padded, corner)
+    return moved.reshape(x.shape)
+
+
 def _optimiser(learning_rate: float) -> optax.GradientTransformation:
     """Adam for every parameter but the schedule's ``clock``, which advances by one per step."""
     learning_rate = check_positive(learning_rate, "learning_rate")
