@@ -245,7 +245,7 @@ def test_augment_and_consistency_score_moved_images():
     kl = np.sum(np.exp(log_q) * (log_q - log_q_moved), -1)
     # on the unlabelled rows only (masked to 0 on the labelled ones)
     np.testing.assert_allclose(np.asarray(consistency), 3.0 * kl * (labels < 0), rtol=1e-4, atol=1e-5)
-    with pytest.raises(ValueError, match="^consistency: .* needs the shift augment > 0"):
+    with pytest.raises(ValueError, match="^consistency: .* needs moved images: augment, augment_rotation or"):
         ClusteringVAE(consistency=1.0)
 
 

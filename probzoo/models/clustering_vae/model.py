@@ -55,7 +55,13 @@ from probzoo.infer.svi import run_svi
 from probzoo.models.base import ZooModel, runs_engines
 from probzoo.models.clustering_vae.fit import ClusteringVAEFit
 from probzoo.models.clustering_vae.nets import DISCRETE, METHODS, _Encoder, _EncoderZ, _leaky
-from probzoo.models.clustering_vae.objective import _labelled_rows, _optimiser, elbo_loss, random_shift
+from probzoo.models.clustering_vae.objective import (
+    _labelled_rows,
+    _optimiser,
+    consistency_penalty,
+    elbo_loss,
+    random_move,
+)
 from probzoo.models.clustering_vae.pretrain import pretrained_params
 from probzoo.nn import MLP, ConvDecoder
 from probzoo.validation import (
@@ -117,9 +123,15 @@ class ClusteringVAE(ZooModel):
         alpha * log q(y_i | x_i moved by up to ``augment`` pixels each way, the edge filled with 0), so that a few
         labels teach q(y | x) that a digit moved by a pixel or two is the same digit (0: off; rows must be
         flattened ``image_shape`` images with a zero background).
-    consistency: weight of consistency * KL(q(y | x) || q(y | x moved)) per unlabelled row (the shift as in
-        ``augment``, q(y | x) held fixed in the gradient): the images the labels do not name learn to keep
-        their class when moved (0: off; needs ``augment``).
+    consistency: weight of consistency * KL(q(y | x) || q(y | x moved)) per unlabelled row (moved as the
+        labelled images are, q(y | x) held fixed in the gradient): the images the labels do not name learn to
+        keep their class when moved (0: off; needs moved images).
+    augment_rotation, augment_scale: besides the shift, turn each moved image by an angle uniform in
+        +-``augment_rotation`` degrees and scale it by a factor uniform in 1 +- ``augment_scale`` about its centre
+        (bilinear; the shift is then sub-pixel, uniform in +-``augment``); 0 and 0: whole-pixel shifts only.
+    pseudo_label_threshold: None, or a confidence c: the consistency term's target becomes the hard label
+        argmax q(y | x) of each unlabelled row where q(y | x) gives it at least c, scored -log q(label | x
+        moved) (FixMatch's pseudo-labels); rows below c add nothing (needs ``consistency``).
     preset: "article" (latent_dim 2, init "random", z_given_y True, anneal 4) or "clustering" (latent_dim
         10, init "tsne", z_given_y False, anneal 1: the defaults measured for cluster accuracy, with method
         "enum"); arguments given explicitly override it.
@@ -156,6 +168,9 @@ class ClusteringVAE(ZooModel):
         z_given_y: bool | None = None,
         augment: int = 0,
         consistency: float = 0.0,
+        augment_rotation: float = 0.0,
+        augment_scale: float = 0.0,
+        pseudo_label_threshold: float | None = None,
         preset: str = "article",
     ) -> None:
         self.preset = check_choice(preset, "preset", tuple(PRESETS))
@@ -199,9 +214,21 @@ class ClusteringVAE(ZooModel):
         if self.augment >= min(self.image_shape):
             raise ValueError(f"augment: a shift of at most {min(self.image_shape) - 1} pixels for "
                              f"{self.image_shape[0]} x {self.image_shape[1]} images, got {augment}")
+        self.augment_rotation = check_positive(augment_rotation, "augment_rotation", allow_zero=True)
+        if self.augment_rotation > 180:
+            raise ValueError(f"augment_rotation: the largest angle in degrees, at most 180, got {augment_rotation}")
+        self.augment_scale = check_positive(augment_scale, "augment_scale", allow_zero=True)
+        if self.augment_scale >= 1:
+            raise ValueError(f"augment_scale: the largest relative change of size, below 1, got {augment_scale}")
         self.consistency = check_positive(consistency, "consistency", allow_zero=True)
-        if self.consistency > 0 and self.augment == 0:
-            raise ValueError("consistency: compares q(y | x) with q(y | x moved) and needs the shift augment > 0")
+        if self.consistency > 0 and not self._moves:
+            raise ValueError("consistency: compares q(y | x) with q(y | x moved) and needs moved images: "
+                             "augment, augment_rotation or augment_scale > 0")
+        self.pseudo_label_threshold = None if pseudo_label_threshold is None else check_positive(
+            pseudo_label_threshold, "pseudo_label_threshold")
+        if self.pseudo_label_threshold is not None and (self.pseudo_label_threshold > 1 or self.consistency == 0):
+            raise ValueError("pseudo_label_threshold: a confidence in (0, 1] for the consistency term's hard "
+                             f"targets (needs consistency > 0), got {pseudo_label_threshold}")
         self._config = {
             "n_clusters": self.n_clusters, "latent_dim": self.latent_dim, "likelihood": self.likelihood,
             "encoder": self.encoder, "temperature": self.temperature, "beta": self.beta, "alpha": self.alpha,
@@ -210,9 +237,24 @@ class ClusteringVAE(ZooModel):
             "anneal": self.anneal, "kl_warmup": self.kl_warmup, "balance": self.balance,
             "labelled_weight": self.labelled_weight, "init": self.init, "pretrain_epochs": self.pretrain_epochs,
             "z_given_y": self.z_given_y, "augment": self.augment,
-            "consistency": self.consistency, "preset": self.preset,
+            "consistency": self.consistency, "augment_rotation": self.augment_rotation,
+            "augment_scale": self.augment_scale, "pseudo_label_threshold": self.pseudo_label_threshold,
+            "preset": self.preset,
         }
         self._cache: dict[Any, Any] = {}
+
+    @property
+    def _moves(self) -> bool:
+        """Whether training moves images (``augment``, ``augment_rotation`` or ``augment_scale``)."""
+        return bool(self.augment or self.augment_rotation or self.augment_scale)
+
+    def _moves_named(self) -> str:
+        return ", ".join(f"{k}={getattr(self, k)}" for k in ("augment", "augment_rotation", "augment_scale")
+                         if getattr(self, k))
+
+    def _move(self, key: Any, X: jnp.ndarray) -> jnp.ndarray:
+        """Each row of X (a flattened image) moved at random as the ``augment*`` options say."""
+        return random_move(key, X, self.augment, self.augment_rotation, self.augment_scale, self.image_shape)
 
     # --- networks ------------------------------------------------------------------------------------
     def _encoder_net(self) -> nn.Module:
@@ -319,12 +361,12 @@ class ClusteringVAE(ZooModel):
                     y = jnp.exp(numpyro.sample("log_y", ExpRelaxedOneHotCategorical(tau, logits=logits)))
                 q_z(h, y, "")
                 if self.consistency > 0:
-                    # + consistency * KL(q(y | x) || q(y | x moved)) as a penalty (a guide factor enters with a
-                    # minus); q(y | x) is the target, held fixed, as in the Pi-model and VAT
-                    _, moved = encode(random_shift(numpyro.prng_key(), X[idx], self.augment, self.image_shape))
-                    target = jax.nn.log_softmax(jax.lax.stop_gradient(logits))
-                    kl = jnp.sum(jnp.exp(target) * (target - jax.nn.log_softmax(moved)), -1)
-                    numpyro.factor("consistency", self.consistency * kl)
+                    # + consistency * KL(q(y | x) || q(y | x moved)) (or, with pseudo_label_threshold, the hard
+                    # label's -log q) as a penalty (a guide factor enters with a minus); q(y | x) is the target,
+                    # held fixed, as in the Pi-model, VAT and FixMatch
+                    _, moved = encode(self._move(numpyro.prng_key(), X[idx]))
+                    penalty = consistency_penalty(logits, moved, self.pseudo_label_threshold)
+                    numpyro.factor("consistency", self.consistency * penalty)
             if self.balance > 0:
                 # KL(q_bar || p(y)) with q_bar the mean of q(y | x) over the unlabelled rows of the batch,
                 # in log space; a guide factor enters the ELBO with a minus, so this adds a penalty
@@ -338,8 +380,8 @@ class ClusteringVAE(ZooModel):
         if labelled is not None and np.shape(labelled)[0] > 0:
             with _labelled_rows(labels, labelled, labelled_batch, labelled_scale) as (i, t):
                 h, logits = encode(X[i])
-                if self.augment:  # the classifier term sees each labelled image moved, a new shift every step
-                    _, logits = encode(random_shift(numpyro.prng_key(), X[i], self.augment, self.image_shape))
+                if self._moves:  # the classifier term sees each labelled image moved, anew every step
+                    _, logits = encode(self._move(numpyro.prng_key(), X[i]))
                 # M2's classifier term: + alpha log q(y_i | x_i) in the ELBO (a guide factor enters with a minus)
                 numpyro.factor("classify", -self.alpha * dist.Categorical(logits=logits).log_prob(t))
                 q_z(h, jax.nn.one_hot(t, K), "_labelled")
@@ -424,11 +466,11 @@ class ClusteringVAE(ZooModel):
 
     def _check_X(self, X: Any, name: str = "X", n_features: int | None = None) -> np.ndarray:
         X = as_array(X, name, ndim=2, min_rows=1)
-        if self.encoder == "conv" or self.augment:
+        if self.encoder == "conv" or self._moves:
             h, w = self.image_shape
             if X.shape[1] != h * w:
                 needs, other = (("the conv encoder", "use encoder='mlp'") if self.encoder == "conv"
-                                else (f"augment={self.augment}", "set augment=0"))
+                                else (self._moves_named(), "set it to 0"))
                 raise ValueError(f"{name}: {needs} needs flattened {h} x {w} images ({h * w} columns), "
                                  f"got {X.shape[1]} columns; {other} for other data, or give image_shape")
         if n_features is not None and X.shape[1] != n_features:
