@@ -6,6 +6,8 @@
     python benchmarks/clustering_vae_defaults.py --mnist-path /path/to/mnist.npz   # the full 70,000 images
     python benchmarks/clustering_vae_defaults.py --data mnist --runs labels --preset article \
         --model encoder="'conv'" latent_dim=10 augment=2 consistency=10.0 --method relaxed   # about 40 min
+    python benchmarks/clustering_vae_defaults.py --data mnist --runs labels --preset semi_supervised \
+        --method relaxed                                                # 10 labels per class: about 42 min
 
 Per seed s: ``pz.data.mnist(seed=s)`` (5,000 images, or the file given) or ``pz.data.digits(seed=s)``
 (1,797 8x8 images), ``pz.ClusteringVAE(preset=PRESET).fit(X, seed=s)`` with every other setting at its

@@ -4,6 +4,7 @@ flax's and bad input (the MNIST runs are in test_clustering_vae_mnist.py)."""
 from __future__ import annotations
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 from numpyro import handlers
@@ -180,6 +181,16 @@ def test_bad_input_errors(blobs):
         ClusteringVAE(augment=8, image_shape=(8, 8))
     with pytest.raises(ValueError, match="^augment"):
         ClusteringVAE(augment=-1)
+    with pytest.raises(ValueError, match="^augment_rotation: the largest angle in degrees, at most 180, got 200"):
+        ClusteringVAE(augment_rotation=200)
+    with pytest.raises(ValueError, match="^augment_scale: the largest relative change of size, below 1, got 1"):
+        ClusteringVAE(augment_scale=1)
+    with pytest.raises(ValueError, match="^X: augment_rotation=10.0 needs flattened 28 x 28 images"):
+        ClusteringVAE(augment_rotation=10).fit(np.zeros((10, 100), np.float32))
+    with pytest.raises(ValueError, match=r"^pseudo_label_threshold: a confidence in \(0, 1\] .* got 1.5"):
+        ClusteringVAE(augment=1, consistency=1.0, pseudo_label_threshold=1.5)
+    with pytest.raises(ValueError, match=r"^pseudo_label_threshold: .*\(needs consistency > 0\), or 0 .* got 0.9"):
+        ClusteringVAE(augment=1, pseudo_label_threshold=0.9)
 
 
 def test_random_shift_moves_each_image_whole_by_at_most_the_shift():
@@ -201,18 +212,104 @@ def test_random_shift_moves_each_image_whole_by_at_most_the_shift():
     assert len(counts) == 25 and 40 <= min(counts.values()) and max(counts.values()) <= 120
 
 
-def test_augment_and_consistency_score_moved_images():
+def test_affine_warp_turns_scales_and_moves_about_the_centre():
+    """The warp's geometry on images whose answer is known: the identity and whole-pixel shifts copy pixels
+    (bilinear weights 1 and 0: exact), a quarter turn is numpy's rot90 (clockwise with rows drawn downwards; to
+    float32 rounding of cos and sin),
+    and scaling by 2 about the centre doubles a bar's length (its second moment times 4, up to the
+    interpolation's blur)."""
+    from probzoo.models.clustering_vae.objective import affine_warp
+
+    rng = np.random.default_rng(0)
+    images = np.zeros((2, 9, 9), np.float32)
+    images[:, 2:7, 2:7] = rng.random((2, 5, 5))
+
+    def warp(angle, scale, shift):
+        return np.asarray(affine_warp(jnp.asarray(images), jnp.full(2, angle), jnp.full(2, scale),
+                                      jnp.tile(jnp.asarray(shift, jnp.float32), (2, 1))))
+
+    np.testing.assert_array_equal(warp(0.0, 1.0, (0.0, 0.0)), images)
+    np.testing.assert_array_equal(warp(0.0, 1.0, (1.0, -2.0)), np.roll(images, (1, -2), axis=(1, 2)))
+    turned = warp(np.pi / 2, 1.0, (0.0, 0.0))
+    np.testing.assert_allclose(turned, np.rot90(images, -1, axes=(1, 2)), atol=1e-5)  # clockwise as drawn
+    bar = np.zeros((1, 21, 21), np.float32)
+    bar[0, 10, 8:13] = 1.0  # 5 pixels long, centred
+    long = np.asarray(affine_warp(jnp.asarray(bar), jnp.zeros(1), jnp.full(1, 2.0), jnp.zeros((1, 2))))[0]
+    cols = np.arange(21) - 10.0
+    spread = lambda img: np.sum(img.sum(0) * cols**2) / img.sum()  # noqa: E731
+    assert 3.9 < spread(long) / spread(bar[0]) < 4.3
+    # the centre stays where it was
+    np.testing.assert_allclose([np.sum(long.sum(1) * cols), np.sum(long.sum(0) * cols)], 0.0, atol=1e-4)
+
+
+def test_random_move_turns_and_scales_within_its_bounds():
+    """Without rotation and scaling, random_move is random_shift (the same pixels from the same key). With
+    them, a centred bar comes out turned by at most the angle and scaled by at most the factor, its centre
+    moved by at most the shift, measured from its intensity moments over 500 draws; and the draws fill those
+    ranges (each bound is approached within 10 % unless the uniform draws all miss that tenth, a chance
+    below 0.9^500 ~ 1e-23)."""
+    from probzoo.models.clustering_vae.objective import random_move, random_shift
+
+    key = jax.random.PRNGKey(1)
+    x = np.random.default_rng(0).random((20, 64)).astype(np.float32)
+    np.testing.assert_array_equal(np.asarray(random_move(key, x, 2, 0.0, 0.0, (8, 8))),
+                                  np.asarray(random_shift(key, x, 2, (8, 8))))
+    bar = np.zeros((500, 25, 25), np.float32)
+    bar[:, 12, 6:19] = 1.0  # 13 pixels long, through the centre
+    moved = np.asarray(random_move(key, bar.reshape(500, -1), 2, 15.0, 0.1, (25, 25))).reshape(bar.shape)
+    rows, cols = np.meshgrid(np.arange(25) - 12.0, np.arange(25) - 12.0, indexing="ij")
+    mass = moved.sum((1, 2))
+    r0, c0 = (moved * rows).sum((1, 2)) / mass, (moved * cols).sum((1, 2)) / mass
+    rr = (moved * (rows - r0[:, None, None]) ** 2).sum((1, 2)) / mass
+    cc = (moved * (cols - c0[:, None, None]) ** 2).sum((1, 2)) / mass
+    rc = (moved * (rows - r0[:, None, None]) * (cols - c0[:, None, None])).sum((1, 2)) / mass
+    angle = np.degrees(0.5 * np.arctan2(2 * rc, cc - rr))
+    length = np.sqrt(12 * (0.5 * (rr + cc) + np.sqrt(0.25 * (cc - rr) ** 2 + rc**2)))  # a uniform bar's
+    scale = length / 13.0
+    assert np.all(np.abs(angle) <= 15.5) and np.abs(angle).max() > 13.5
+    assert np.all(np.abs(scale - 1) <= 0.1 + 0.02) and np.abs(scale - 1).max() > 0.08
+    assert np.all(np.abs(r0) <= 2.05) and np.all(np.abs(c0) <= 2.05) and min(np.abs(r0).max(), np.abs(c0).max()) > 1.8
+
+
+def test_consistency_penalty_soft_and_pseudo_labelled():
+    """Soft: KL(q(y | x) || q(y | x moved)) per row. With a threshold: -log q(argmax q(y | x) | x moved) on the
+    rows whose q(y | x) reaches it, 0 on the others. Either way no gradient reaches the target's logits."""
+    from probzoo.models.clustering_vae.objective import consistency_penalty
+
+    rng = np.random.default_rng(0)
+    logits = jnp.asarray(rng.normal(size=(6, 4)) * np.array([[3.0], [0.1], [3.0], [0.1], [3.0], [0.1]]), jnp.float32)
+    moved = jnp.asarray(rng.normal(size=(6, 4)), jnp.float32)
+    q = np.asarray(jax.nn.softmax(logits), np.float64)
+    log_q_moved = np.asarray(jax.nn.log_softmax(moved), np.float64)
+    np.testing.assert_allclose(np.asarray(consistency_penalty(logits, moved, None)),
+                               np.sum(q * (np.log(q) - log_q_moved), -1), rtol=1e-5)
+    confident = q.max(-1) >= 0.6
+    assert confident.any() and not confident.all()
+    expected = np.where(confident, -log_q_moved[np.arange(6), q.argmax(-1)], 0.0)
+    np.testing.assert_allclose(np.asarray(consistency_penalty(logits, moved, 0.6)), expected, rtol=1e-5)
+    for threshold in (None, 0.6):
+        grad = jax.grad(lambda a, t=threshold: consistency_penalty(a, moved, t).sum())(logits)
+        assert not np.any(np.asarray(grad))
+
+
+@pytest.mark.parametrize("moves", [{}, {"augment_rotation": 20.0, "augment_scale": 0.1,
+                                         "pseudo_label_threshold": 0.145}])
+def test_augment_and_consistency_score_moved_images(moves):
     """With ``augment`` the classifier term is alpha * log q(y_i | x_i moved); with ``consistency`` each
-    unlabelled row adds consistency * KL(q(y | x) || q(y | x moved)). Each term draws its shifts from the
-    guide's random stream (one key a term a step); the terms are recomputed here from those keys."""
+    unlabelled row adds consistency * KL(q(y | x) || q(y | x moved)), or with ``pseudo_label_threshold`` c
+    consistency * -log q(argmax q(y | x) | x moved) where max q(y | x) >= c (0 elsewhere). Each term draws its
+    moves (shifts, or with ``augment_rotation`` / ``augment_scale`` affine warps) from the guide's random
+    stream (one key a term a step); the terms are recomputed here from those keys."""
     from probzoo.models.clustering_vae.nets import _Encoder
-    from probzoo.models.clustering_vae.objective import random_shift
+    from probzoo.models.clustering_vae.objective import random_move
 
     X, t = pz.data.digits(seed=0)
     X, t = X[:200], t[:200]
     labels = np.where(np.arange(200) < 20, t, -1)
     labelled = np.flatnonzero(labels >= 0).astype(np.int32)
-    model = ClusteringVAE(image_shape=(8, 8), augment=1, alpha=10.0, consistency=3.0)
+    model = ClusteringVAE(image_shape=(8, 8), augment=1, alpha=10.0, consistency=3.0, **moves)
+    rotation, scale = moves.get("augment_rotation", 0.0), moves.get("augment_scale", 0.0)
+    threshold = moves.get("pseudo_label_threshold")
     kw = {"labels": labels, "labelled": labelled, "method": "enum", "labelled_batch": 100}
     keys = []
 
@@ -235,16 +332,25 @@ def test_augment_and_consistency_score_moved_images():
     params, consistency, classify, key_u, key_l = terms(jax.random.PRNGKey(3))
     apply = jax.jit(_Encoder(10, "mlp", model.hidden, (8, 8), model.channels).apply)
     encoder = {"params": params["encoder$params"]}
-    _, logits = apply(encoder, random_shift(key_l, X[labelled], 1, (8, 8)))
+    _, logits = apply(encoder, random_move(key_l, X[labelled], 1, rotation, scale, (8, 8)))
     expected = -10.0 * np.asarray(jax.nn.log_softmax(logits))[np.arange(20), t[:20]]
     np.testing.assert_allclose(np.asarray(classify), expected, rtol=1e-5, atol=1e-4)
     _, plain = apply(encoder, X[labelled])
     assert not np.allclose(np.asarray(logits), np.asarray(plain))  # the shift changed what the classifier saw
     log_q = np.asarray(jax.nn.log_softmax(apply(encoder, X)[1]), np.float64)
-    log_q_moved = np.asarray(jax.nn.log_softmax(apply(encoder, random_shift(key_u, X, 1, (8, 8)))[1]), np.float64)
-    kl = np.sum(np.exp(log_q) * (log_q - log_q_moved), -1)
+    moved = random_move(key_u, X, 1, rotation, scale, (8, 8))
+    log_q_moved = np.asarray(jax.nn.log_softmax(apply(encoder, moved)[1]), np.float64)
+    if threshold is None:
+        penalty, compared = np.sum(np.exp(log_q) * (log_q - log_q_moved), -1), np.ones(200, bool)
+    else:
+        confidence = np.exp(log_q.max(-1))
+        penalty = np.where(confidence >= threshold, -log_q_moved[np.arange(200), log_q.argmax(-1)], 0.0)
+        unlabelled = labels < 0
+        assert (confidence[unlabelled] >= threshold).any() and (confidence[unlabelled] < threshold).any()
+        compared = np.abs(confidence - threshold) > 1e-4  # a row at the threshold may fall either side in rounding
     # on the unlabelled rows only (masked to 0 on the labelled ones)
-    np.testing.assert_allclose(np.asarray(consistency), 3.0 * kl * (labels < 0), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(np.asarray(consistency)[compared], (3.0 * penalty * (labels < 0))[compared],
+                               rtol=1e-4, atol=1e-5)
     with pytest.raises(ValueError, match="^consistency: .* needs moved images: augment, augment_rotation or"):
         ClusteringVAE(consistency=1.0)
 
@@ -415,6 +521,19 @@ def test_presets_and_explicit_arguments():
     mixed = ClusteringVAE(preset="clustering", latent_dim=3, z_given_y=True)
     assert (mixed.latent_dim, mixed.init, mixed.z_given_y) == (3, "tsne", True)
     assert ClusteringVAE(**mixed.get_config()).get_config() == mixed.get_config()
+    semi = ClusteringVAE(preset="semi_supervised")
+    assert {k: semi.get_config()[k] for k in ("latent_dim", "encoder", "init", "z_given_y", "anneal", "augment",
+                                              "augment_rotation", "augment_scale", "consistency",
+                                              "pseudo_label_threshold")} == {
+        "latent_dim": 10, "encoder": "conv", "init": "random", "z_given_y": True, "anneal": 4.0, "augment": 2,
+        "augment_rotation": 15.0, "augment_scale": 0.1, "consistency": 10.0, "pseudo_label_threshold": 0.95}
+    assert (article.encoder, article.augment, article.consistency, article.pseudo_label_threshold) == ("mlp", 0, 0, 0)
+    # a saved configuration (every value explicit) rebuilds the same model, and explicit values beat the preset
+    assert ClusteringVAE(**semi.get_config()).get_config() == semi.get_config()
+    still = ClusteringVAE(preset="semi_supervised", encoder="mlp", augment=0, augment_rotation=0, augment_scale=0,
+                          consistency=0)
+    assert not still._moves and still.encoder == "mlp" and still.pseudo_label_threshold == 0  # with consistency
+    assert ClusteringVAE(**still.get_config()).get_config() == still.get_config()
     with pytest.raises(ValueError, match="preset"):
         ClusteringVAE(preset="mnist")
     with pytest.raises(ValueError, match="init"):
