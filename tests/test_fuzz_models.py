@@ -52,7 +52,10 @@ CONSTRUCTOR_CASES = [
     (pz.ClusteringVAE, "n_clusters", [0, 1, -3, 2.0, "10"]),
     (pz.ClusteringVAE, "latent_dim", [0, -1, 1.5]),
     (pz.ClusteringVAE, "likelihood", ["poisson", 1]),
-    (pz.ClusteringVAE, "encoder", ["resnet", None]),
+    (pz.ClusteringVAE, "encoder", ["resnet", 1]),  # None: the preset's
+    (pz.ClusteringVAE, "augment_rotation", [-1.0, 200.0, float("nan"), "15"]),
+    (pz.ClusteringVAE, "augment_scale", [-0.1, 1.0, float("inf"), "0.1"]),
+    (pz.ClusteringVAE, "pseudo_label_threshold", [-0.5, 1.5, float("nan"), "0.95"]),
     (pz.ClusteringVAE, "temperature", [bad_scalar(k) for k in SCALAR_CORRUPTIONS]),
     (pz.ClusteringVAE, "beta", [-1.0, float("nan"), "8"]),
     (pz.ClusteringVAE, "alpha", [-1.0, float("inf"), "1"]),
