@@ -216,8 +216,8 @@ def test_affine_warp_turns_scales_and_moves_about_the_centre():
     """The warp's geometry on images whose answer is known: the identity and whole-pixel shifts copy pixels
     (bilinear weights 1 and 0: exact), a quarter turn is numpy's rot90 (clockwise with rows drawn downwards; to
     float32 rounding of cos and sin),
-    and scaling by 2 about the centre doubles a bar's length (its second moment times 4, up to the
-    interpolation's blur)."""
+    and scaling by 2 about the centre doubles a bar's length (its second moment from 2 to 8.5: times 4 and the
+    half-covered pixels at its ends)."""
     from probzoo.models.clustering_vae.objective import affine_warp
 
     rng = np.random.default_rng(0)
@@ -237,7 +237,9 @@ def test_affine_warp_turns_scales_and_moves_about_the_centre():
     long = np.asarray(affine_warp(jnp.asarray(bar), jnp.zeros(1), jnp.full(1, 2.0), jnp.zeros((1, 2))))[0]
     cols = np.arange(21) - 10.0
     spread = lambda img: np.sum(img.sum(0) * cols**2) / img.sum()  # noqa: E731
-    assert 3.9 < spread(long) / spread(bar[0]) < 4.3
+    # 5 pixels (second moment 2) become 9 whole ones and 2 halves at the ends: 85 / 10 = 8.5, dyadic numbers
+    # that float32 holds exactly
+    assert spread(bar[0]) == pytest.approx(2.0, abs=1e-6) and spread(long) == pytest.approx(8.5, abs=1e-5)
     # the centre stays where it was
     np.testing.assert_allclose([np.sum(long.sum(1) * cols), np.sum(long.sum(0) * cols)], 0.0, atol=1e-4)
 
@@ -245,7 +247,8 @@ def test_affine_warp_turns_scales_and_moves_about_the_centre():
 def test_random_move_turns_and_scales_within_its_bounds():
     """Without rotation and scaling, random_move is random_shift (the same pixels from the same key). With
     them, a centred bar comes out turned by at most the angle and scaled by at most the factor, its centre
-    moved by at most the shift, measured from its intensity moments over 500 draws; and the draws fill those
+    moved by at most the shift, measured from its intensity moments over 500 draws (up to the measurement's
+    own error); and the draws fill those
     ranges (each bound is approached within 10 % unless the uniform draws all miss that tenth, a chance
     below 0.9^500 ~ 1e-23)."""
     from probzoo.models.clustering_vae.objective import random_move, random_shift
@@ -266,9 +269,11 @@ def test_random_move_turns_and_scales_within_its_bounds():
     angle = np.degrees(0.5 * np.arctan2(2 * rc, cc - rr))
     length = np.sqrt(12 * (0.5 * (rr + cc) + np.sqrt(0.25 * (cc - rr) ** 2 + rc**2)))  # a uniform bar's
     scale = length / 13.0
-    assert np.all(np.abs(angle) <= 15.5) and np.abs(angle).max() > 13.5
-    assert np.all(np.abs(scale - 1) <= 0.1 + 0.02) and np.abs(scale - 1).max() > 0.08
-    assert np.all(np.abs(r0) <= 2.05) and np.all(np.abs(c0) <= 2.05) and min(np.abs(r0).max(), np.abs(c0).max()) > 1.8
+    # the moments of a resampled bar are off by a little (bilinear blur, the grid): measured over 2,000 draws
+    # at most 0.15 degrees, 0.008 in scale and 0.05 pixels, so the bounds below allow a few times that
+    assert np.all(np.abs(angle) <= 15.75) and np.abs(angle).max() > 13.5
+    assert np.all(np.abs(scale - 1) <= 0.1 + 0.03) and np.abs(scale - 1).max() > 0.08
+    assert np.all(np.abs(r0) <= 2.2) and np.all(np.abs(c0) <= 2.2) and min(np.abs(r0).max(), np.abs(c0).max()) > 1.8
 
 
 def test_consistency_penalty_soft_and_pseudo_labelled():
