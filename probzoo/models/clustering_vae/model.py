@@ -83,9 +83,9 @@ from probzoo.zoo import register_model
 # clustering_vae.md): 10 latent dimensions, VaDE's q(z | x), started from t-SNE clusters (pretrain.py), and no
 # temperature annealing: with q(z | x) a hot relaxed y blends the prior's means and the clusters merge.
 # "semi_supervised": measured on the 5,000 MNIST images with 10 labels per class (docs/models/clustering_vae.md,
-# "Moved images"): the article's model and conv networks with 10 latent dimensions, every labelled image moved
-# (shifted, turned and scaled) in the classifier term, and FixMatch-style consistency on the unlabelled ones;
-# trained with method "relaxed".
+# "Turned and scaled images and pseudo-labels"): the article's model and conv networks with 10 latent
+# dimensions, every labelled image moved (shifted, turned and scaled) in the classifier term, and FixMatch-style
+# consistency on the unlabelled ones; trained with method "relaxed".
 _STILL = {"encoder": "mlp", "augment": 0, "consistency": 0.0, "augment_rotation": 0.0, "augment_scale": 0.0,
           "pseudo_label_threshold": 0.0}
 PRESETS: dict[str, dict[str, Any]] = {
@@ -268,6 +268,7 @@ class ClusteringVAE(ZooModel):
         return bool(self.augment or self.augment_rotation or self.augment_scale)
 
     def _moves_named(self) -> str:
+        """The moving options in use, as the user would write them ("augment=2, augment_rotation=15.0")."""
         return ", ".join(f"{k}={getattr(self, k)}" for k in ("augment", "augment_rotation", "augment_scale")
                          if getattr(self, k))
 
@@ -489,7 +490,8 @@ class ClusteringVAE(ZooModel):
             h, w = self.image_shape
             if X.shape[1] != h * w:
                 needs, other = (("the conv encoder", "use encoder='mlp'") if self.encoder == "conv"
-                                else (self._moves_named(), "set it to 0"))
+                                else (self._moves_named(),
+                                      "set them to 0" if "," in self._moves_named() else "set it to 0"))
                 raise ValueError(f"{name}: {needs} needs flattened {h} x {w} images ({h * w} columns), "
                                  f"got {X.shape[1]} columns; {other} for other data, or give image_shape")
         if n_features is not None and X.shape[1] != n_features:
