@@ -236,17 +236,17 @@ class MDN(ZooModel):
     ) -> MDNFit:
         """Fit the network to (x, y); returns an :class:`MDNFit`.
 
-        SVI methods ("map", "meanfield"): Adam on minibatches of ``batch_size`` (None = full batch).
-        ``schedule`` of the ``learning_rate``: "plateau" halves it whenever an epoch's mean training loss has
-        not improved by 0.001 nats per point for 2 epochs and stops the fit at the 7th halving (converged),
-        ``num_steps`` its cap; "cosine" decays it to 1% over exactly ``num_steps`` steps; "constant" keeps
-        it; ``optim`` replaces the optimiser. Defaults: map runs until converged ("plateau", at most 200
-        epochs), meanfield 3,000 steps along a cosine (both rounded up to whole epochs), batch 128, learning
-        rate 0.003; a given ``num_steps`` means "cosine" unless ``schedule`` says otherwise. ``num_draws``
-        posterior draws are kept (meanfield: 200; map: the point). ``callback``, ``checkpoint``,
-        ``checkpoint_every`` and ``resume`` go to :func:`probzoo.infer.run_svi`; so does ``devices`` (None,
-        N or "all"): each minibatch split over that many devices (:mod:`probzoo.infer.devices`); for
-        "nuts", the chains split over them (the same draws per chain whatever their number).
+        SVI methods ("map", "meanfield"): Adam on minibatches of ``batch_size`` (None = full batch). ``schedule`` of the
+        ``learning_rate``: "plateau" halves it whenever a round of 5 epochs has not improved the best round's mean
+        training loss by 0.001 nats per point (full batch: 2 rounds of 25 steps) and stops the fit at the 7th halving
+        (converged), ``num_steps`` its cap; "cosine" decays it to 1% over exactly ``num_steps`` steps; "constant" keeps
+        it; ``optim`` replaces the optimiser. Defaults: map runs until converged ("plateau", at most 200 epochs),
+        meanfield 3,000 steps along a cosine (both rounded up to whole epochs), batch 128, learning rate 0.003; a given
+        ``num_steps`` means "cosine" unless ``schedule`` says otherwise. ``num_draws`` posterior draws are kept
+        (meanfield: 200; map: the point). ``callback``, ``checkpoint``, ``checkpoint_every`` and ``resume`` go to
+        :func:`probzoo.infer.run_svi`; so does ``devices`` (None, N or "all"): each minibatch split over that many
+        devices (:mod:`probzoo.infer.devices`); for "nuts", the chains split over them (the same draws per chain
+        whatever their number).
         "nuts": ``num_warmup``/``num_samples`` per chain, ``num_chains`` chains, full batch, trajectories of
         at most 2^``max_tree_depth`` leapfrog steps, ``chain_method`` as in :func:`probzoo.infer.run_mcmc`;
         refuses networks with more than ``max_weights`` weights.
@@ -276,9 +276,10 @@ class MDN(ZooModel):
         if schedule is None:
             schedule = "plateau" if num_steps is None and method == "map" and optim is None else "cosine"
         check_choice(schedule, "schedule", ("plateau", "cosine", "constant"))
-        rounds = PLATEAU["full_batch_round"] if batch_size is None else spe  # steps between plateau checks
+        plateau = PLATEAU["full_batch" if batch_size is None else "minibatch"]
+        rounds = plateau["round_steps"] if batch_size is None else spe * plateau["round_epochs"]  # steps a round
         if num_steps is None:
-            default = rounds * PLATEAU["max_rounds"] if schedule == "plateau" else DEFAULT_STEPS[method]
+            default = rounds * plateau["max_rounds"] if schedule == "plateau" else DEFAULT_STEPS[method]
             num_steps = spe * math.ceil(default / spe)
         num_steps = check_int(num_steps, "num_steps", minimum=1)
         lr = check_positive(DEFAULT_LR[method] if learning_rate is None else learning_rate, "learning_rate")
@@ -287,7 +288,7 @@ class MDN(ZooModel):
             schedule = "custom"
         elif schedule == "plateau":
             optim = optax.chain(optax.adam(lr), optax.contrib.reduce_on_plateau(
-                factor=0.5, patience=PLATEAU["patience"], rtol=0.0, atol=PLATEAU["tol"] * n,
+                factor=0.5, patience=plateau["patience"], rtol=0.0, atol=PLATEAU["tol"] * n,
                 accumulation_size=rounds))
             last = 0.5 ** PLATEAU["halvings"]
             stop = partial(_converged, last=last)
