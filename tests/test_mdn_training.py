@@ -40,8 +40,9 @@ def test_default_map_fit_runs_until_converged_and_reaches_the_true_density(shape
     problems it was not tuned on (10,000 points; the fixed 10 epochs of before ended 0.07-0.08 nats above
     on "three"). The held-out mean's Monte Carlo error is about 0.002 nats at 10,000 points; the fits land
     at 0.003-0.011 over seeds 0-2 on three, switch and fan. Crossing branches need the longest: on this
-    data set fits of seeds 0-11 land at 0.007-0.024 (a one-epoch plateau rule stopped at 0.040 with seed 0),
-    so another processor's rounding, which changes the trajectory as a seed does, stays below 0.03."""
+    data set fits of seeds 0-11 land at 0.007-0.024 (the one-epoch plateau rule of before stopped 0.040 above
+    on these training points with seed 0), so another processor's rounding, which changes the trajectory as
+    a seed does, stays below 0.03."""
     x, y = pz.data.branches(shape, 10_000, seed=0)
     xt, yt = pz.data.branches(shape, 10_000, seed=1)
     fit = MDN(n_components=2 if shape == "switch" else 3).fit(x, y)
