@@ -262,18 +262,22 @@ def run_svi(
     def call_args(dargs: list[Any]) -> list[Any]:
         return [d if d is not None else s for d, s in zip(dargs, static_args, strict=True)]
 
-    key_init, key_data = jax.random.split(jax.random.PRNGKey(seed))
+    # The run's keys (set-up; minibatch order) are inputs of its compiled programs, never constants in them:
+    # a fit with another seed then runs the very programs of the first one (the persistent compilation cache
+    # serves them) instead of compiling its own.
+    keys = jax.random.split(jax.random.PRNGKey(seed))
     first_idx = None if spe is None else jnp.arange(batch_size)
 
-    def traced_svi(dargs: list[Any], dkw: dict[str, Any], init: dict[str, Any] | None = None) -> tuple[SVI, SVIState]:
+    def traced_svi(dargs: list[Any], dkw: dict[str, Any], keys: Any,
+                   init: dict[str, Any] | None = None) -> tuple[SVI, SVIState]:
         # every compiled program below sets up its own SVI and guide while it is traced (see
         # probzoo.infer.programs): NumPyro's set-up, run eagerly, would compile op by op
         svi = SVI(_with_batch(model, plate), _with_batch(fresh_guide(guide), plate), optimiser, loss)
-        return svi, svi.init(key_init, *call_args(dargs), init_params=init, _batch_idx=first_idx, **dkw,
+        return svi, svi.init(keys[0], *call_args(dargs), init_params=init, _batch_idx=first_idx, **dkw,
                              **static_kwargs)
 
     t_call = time.perf_counter()
-    state = call_set_up(lambda d, k, i: traced_svi(d, k, i)[1], dyn_args, dyn_kwargs, init_params)
+    state = call_set_up(lambda d, k, ks, i: traced_svi(d, k, ks, i)[1], dyn_args, dyn_kwargs, keys, init_params)
     jax.block_until_ready(state)
     setup_time = time.perf_counter() - t_call
 
@@ -298,8 +302,9 @@ def run_svi(
     # steps inside, so the permutation is drawn once an epoch, outside the step's loop body.
     chunk_len = chunk_length(spe, chunk_size)
 
-    def chunk_fn(st, dargs, dkw, first, n):
-        svi = traced_svi(dargs, dkw)[0]
+    def chunk_fn(st, dargs, dkw, keys, first, n):
+        svi = traced_svi(dargs, dkw, keys)[0]
+        key_data = keys[1]
         losses = jnp.zeros((chunk_len,), jnp.float32)
         if spe is None:
             # over several devices, every row of the plate each step, split over them
@@ -330,14 +335,15 @@ def run_svi(
         epochs_touched = jnp.where(n > 0, (first + n - 1) // spe - first // spe + 1, 0)
         return jax.lax.fori_loop(0, epochs_touched, epoch_body, (st, losses))
 
-    run = run_loop(chunk_fn, state, (dyn_args, dyn_kwargs), total=total, steps_per_epoch=spe,
+    run = run_loop(chunk_fn, state, (dyn_args, dyn_kwargs, keys), total=total, steps_per_epoch=spe,
                    chunk_size=chunk_size, identity=identity, desc=desc, progress=progress, checkpoint=checkpoint,
                    checkpoint_every=checkpoint_every, resume=resume, callback=callback, parallel=parallel,
                    stop=stop)
     state, compile_time = run.state, run.compile_time
     jax.block_until_ready(state)
     t_params = time.perf_counter()
-    params = call_set_up(lambda st, d, k: traced_svi(d, k)[0].get_params(st), state, dyn_args, dyn_kwargs)
+    params = call_set_up(lambda st, d, k, ks: traced_svi(d, k, ks)[0].get_params(st), state, dyn_args, dyn_kwargs,
+                         keys)
     jax.block_until_ready(params)
     t_end = time.perf_counter()
     return SVIRun(

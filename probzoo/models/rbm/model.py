@@ -250,7 +250,7 @@ class RBM(ZooModel):
             return callback(step // spe, losses, st)
 
         # one epoch per chunk of the shared loop; a checkpoint every ``checkpoint_every`` epochs
-        run = run_loop(make_chunk(tx, method, k, batch_size, n_data, key_data, parallel), state, (Vj,),
+        run = run_loop(make_chunk(tx, method, k, batch_size, n_data, parallel), state, (Vj, key_data),
                        total=epochs * spe, steps_per_epoch=spe, chunk_size=spe, identity=identity,
                        desc=f"RBM {method}-{k}", progress=progress, checkpoint=checkpoint,
                        checkpoint_every=None if checkpoint is None else (checkpoint_every or 1) * spe,

@@ -87,11 +87,13 @@ def optimizer(learning_rate: float, momentum: float, weight_decay: float) -> opt
 
 
 def make_chunk(tx: optax.GradientTransformation, method: str, k: int, batch_size: int, n_data: int,
-                key_data: jax.Array, parallel: DataParallel | None = None) -> Callable:
+                parallel: DataParallel | None = None) -> Callable:
     """One epoch of CD / PCD updates as a chunk of the shared training loop (which lays its chunks out in
-    whole epochs): ``chunk(state, V, first, n)`` runs the epoch that starts at step ``first`` and returns the
-    losses, -n_visible x each minibatch's mean log sigmoid(F(v~) - F(v)), the pseudo-likelihood's scale.
-    With ``parallel`` each minibatch's rows (and PCD's persistent chains) are split over its devices."""
+    whole epochs): ``chunk(state, V, key_data, first, n)`` runs the epoch that starts at step ``first`` (its
+    minibatches and draws from ``key_data`` folded with the epoch: an input, so that every seed runs the same
+    compiled program) and returns the losses, -n_visible x each minibatch's mean log sigmoid(F(v~) - F(v)),
+    the pseudo-likelihood's scale. With ``parallel`` each minibatch's rows (and PCD's persistent chains) are
+    split over its devices."""
     spe = n_data // batch_size
     split = (lambda rows: rows) if parallel is None else parallel.split
 
@@ -119,7 +121,7 @@ def make_chunk(tx: optax.GradientTransformation, method: str, k: int, batch_size
         pl = jnp.mean(pl_terms_from_hidden_input(st.params, v0, positive.hidden_input, key_pl))
         return RBMTrainState(params, opt_state, chains if method == "pcd" else None, offsets), pl
 
-    def chunk(st: RBMTrainState, V: jax.Array, first: jax.Array, n: jax.Array):
+    def chunk(st: RBMTrainState, V: jax.Array, key_data: jax.Array, first: jax.Array, n: jax.Array):
         key_perm, key_steps = jax.random.split(jax.random.fold_in(key_data, first // spe))
         batches = jax.random.permutation(key_perm, n_data)[: spe * batch_size].reshape(spe, batch_size)
         keys = jax.random.split(key_steps, spe)
