@@ -64,6 +64,16 @@ def test_budget_cap_and_fixed_budgets_are_respected():
         MDN(2).fit(x, y, schedule="plateau", optim=optax.sgd(1e-3))
 
 
+def test_a_minibatch_plateau_fit_runs_and_reports_a_round_at_a_time():
+    # the rule changes its state only at a round's end (5 epochs), so the loop asks it once a round: the
+    # callback (and progress, checkpoints) come every 100 steps here, and the fit ends on a round's end
+    x, y = pz.data.two_branch(n=2_560, seed=0)  # 20 minibatches of 128 an epoch
+    steps = []
+    fit = MDN(2, hidden=(8,)).fit(x, y, num_steps=400, schedule="plateau",
+                                  callback=lambda step, losses, state: steps.append(step))
+    assert steps == list(range(100, len(fit.losses) + 1, 100)) and len(fit.losses) % 100 == 0
+
+
 @pytest.mark.reproducibility
 def test_checkpoint_resume_is_exact_and_runs_are_reproducible(tmp_path):
     x, y = pz.data.two_branch(n=1_280, seed=2)

@@ -242,7 +242,8 @@ class MDN(ZooModel):
         (converged), ``num_steps`` its cap; "cosine" decays it to 1% over exactly ``num_steps`` steps; "constant" keeps
         it; ``optim`` replaces the optimiser. Defaults: map runs until converged ("plateau", at most 200 epochs),
         meanfield 3,000 steps along a cosine (both rounded up to whole epochs), batch 128, learning rate 0.003; a given
-        ``num_steps`` means "cosine" unless ``schedule`` says otherwise. ``num_draws`` posterior draws are kept
+        ``num_steps`` means "cosine" unless ``schedule`` says otherwise; a minibatch "plateau" fit runs a round at a
+        time (its progress, ``callback`` and checkpoints come once a round). ``num_draws`` posterior draws are kept
         (meanfield: 200; map: the point). ``callback``, ``checkpoint``, ``checkpoint_every`` and ``resume`` go to
         :func:`probzoo.infer.run_svi`; so does ``devices`` (None, N or "all"): each minibatch split over that many
         devices (:mod:`probzoo.infer.devices`); for "nuts", the chains split over them (the same draws per chain
@@ -297,8 +298,12 @@ class MDN(ZooModel):
             optim = optax.adam(rate)
         guide = self.make_guide(method, init)
         loss = TraceEnum_ELBO(max_plate_nesting=1) if self.enumerated else OrderedTraceELBO()
+        # a minibatch "plateau" fit runs a round (5 epochs) a chunk: its rule changes the state only at a round's
+        # end, so asking ``stop`` once a round stops it at the same step, with a fifth of the chunks (about 10 %
+        # of a default fit's time); its progress, callback and checkpoints then come once a round
+        chunk_size = rounds if schedule == "plateau" and batch_size is not None else None
         run = run_svi(self.model, guide, x, y, optim=optim, learning_rate=lr, loss=loss, num_steps=num_steps,
-                      batch_size=batch_size, seed=seed, progress=progress, callback=callback,
+                      batch_size=batch_size, chunk_size=chunk_size, seed=seed, progress=progress, callback=callback,
                       checkpoint=checkpoint, checkpoint_every=checkpoint_every, resume=resume, devices=devices,
                       settings={"model": "MDN", "config": self.get_config(), "method": method,
                                 "learning_rate": lr, "schedule": schedule}, desc=f"MDN {method}", stop=stop)
