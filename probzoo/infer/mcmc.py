@@ -82,9 +82,13 @@ def run_mcmc(
     init_params: Any = None,
     extra_fields: tuple[str, ...] = (),
     devices: Any = None,
+    jit_model_args: bool = False,
     **kwargs: Any,
 ) -> MCMCRun:
     """Run ``kernel`` under ``numpyro.infer.MCMC`` on the model data ``*args``/``**kwargs``.
+
+    ``jit_model_args`` (NumPyro's option) makes ``*args``/``**kwargs`` inputs of the compiled sampler rather than
+    constants in it, so other values of the same shapes reuse it (they must then all be arrays).
 
     ``chain_method=None`` picks "parallel" (one device per chain, e.g. with
     ``XLA_FLAGS=--xla_force_host_platform_device_count=N``) when enough devices exist, else "vectorized".
@@ -107,7 +111,8 @@ def run_mcmc(
         method = chain_method or choose_chain_method(num_chains)
         runner = check_choice(method, "chain_method", ("parallel", "vectorized", "sequential"))
     mcmc = MCMC(kernel, num_warmup=num_warmup, num_samples=num_samples, num_chains=num_chains,
-                thinning=thinning, chain_method=runner, progress_bar=progress and parallel is None)
+                thinning=thinning, chain_method=runner, progress_bar=progress and parallel is None,
+                jit_model_args=jit_model_args)
     t0 = time.perf_counter()
     warmup_steps, sample_steps = run_counting_gradients(mcmc, jax.random.PRNGKey(seed), args, kwargs,
                                                         extra_fields, init_params=init_params)

@@ -251,9 +251,11 @@ class RBMFit(Fit):
             if init.shape[0] != num_chains:
                 raise ValueError(f"init: expected {num_chains} rows (one per chain), got {init.shape[0]}")
             init_params = {"v": jnp.asarray(init if num_chains > 1 else init[0])}
-        run = run_mcmc(RBMGibbs(self.params), num_warmup=num_warmup, num_samples=num_samples,
+        # the weights are an input of the compiled sampler, not constants in it: every RBM of these shapes (a fit
+        # with another seed, another data set) samples with the same program
+        run = run_mcmc(RBMGibbs(self.params), self._jparams, num_warmup=num_warmup, num_samples=num_samples,
                        num_chains=num_chains, thinning=thinning, seed=seed, progress=progress,
-                       chain_method=chain_method, init_params=init_params, devices=devices)
+                       chain_method=chain_method, init_params=init_params, devices=devices, jit_model_args=True)
         idata = mcmc_inference_data(run.mcmc, attrs={"sampler": "RBMGibbs"})
         draws = {k: np.asarray(v) for k, v in run.samples(group_by_chain=True).items()}
         info = {**self.info, "mcmc": True, "sampler": "RBMGibbs", "num_chains": num_chains,

@@ -53,6 +53,10 @@ class RBMGibbs(MCMCKernel):
     over them. A state whose ``v`` has leading batch dimensions and a single key is a population of
     chains advanced together (CD/PCD training uses this).
 
+    Parameters given to ``MCMC.run`` as its model argument take the place of the kernel's own:
+    ``MCMC(RBMGibbs(params), ..., jit_model_args=True).run(key, params)`` makes them an input of the compiled
+    sampler, so one program samples every RBM of these shapes (``RBMFit.sample`` does this).
+
     **Example**::
 
         kernel = RBMGibbs(fit.params)
@@ -88,6 +92,8 @@ class RBMGibbs(MCMCKernel):
 
     def init(self, rng_key: jax.Array, num_warmup: int, init_params: Any, model_args: Any = (),
              model_kwargs: Any = None) -> RBMGibbsState:
+        if model_args:
+            return RBMGibbs(model_args[0]).init(rng_key, num_warmup, init_params)
         if isinstance(init_params, Mapping):
             if "v" not in init_params:
                 raise ValueError("init_params: expected a dict with key 'v' (the chains' visible states)")
@@ -107,6 +113,8 @@ class RBMGibbs(MCMCKernel):
 
     def sample(self, state: RBMGibbsState, model_args: Any = (), model_kwargs: Any = None) -> RBMGibbsState:
         """One block-Gibbs sweep: h ~ p(h | v), then v ~ p(v | h)."""
+        if model_args:
+            return RBMGibbs(model_args[0]).sample(state)
         if _batched_key(state.rng_key):
             return jax.vmap(lambda s: self.sample(s, model_args, model_kwargs))(state)
         rng_key, key_h, key_v = jax.random.split(state.rng_key, 3)
