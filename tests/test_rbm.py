@@ -95,6 +95,19 @@ def test_rbm_gibbs_runs_under_numpyro_mcmc_with_vectorized_chains():
     assert np.isfinite(float(arviz_io.rhat(idata)["free_energy"]))
 
 
+def test_parameters_given_to_mcmc_run_replace_the_kernels_own():
+    # every pixel's bias is -20 in the kernel's own parameters and +20 in those handed to MCMC.run: the draws
+    # follow the latter (a pixel comes out wrong with probability sigmoid(-20) = 2e-9); with jit_model_args one
+    # compiled sampler serves both sets
+    off = {"W": np.zeros((6, 3), np.float32), "b": np.full(6, -20.0, np.float32), "c": np.zeros(3, np.float32)}
+    on = {**off, "b": np.full(6, 20.0, np.float32)}
+    mcmc = numpyro.infer.MCMC(pz.infer.RBMGibbs(off), num_warmup=2, num_samples=20, num_chains=2,
+                              chain_method="vectorized", jit_model_args=True, progress_bar=False)
+    for params, value in ((on, 1.0), (off, 0.0)):
+        mcmc.run(jax.random.PRNGKey(0), {k: jax.numpy.asarray(v) for k, v in params.items()})
+        assert np.all(np.asarray(mcmc.get_samples()["v"]) == value), value
+
+
 def test_tiny_rbm_visible_frequencies_match_exact_probabilities():
     p = random_params(4, 3, seed=0)
     _, V, logp = brute_force(p)
