@@ -10,6 +10,7 @@ import numpy as np
 import numpyro
 import numpyro.distributions as dist
 import pytest
+from compilations import compilations
 from numpyro.infer import Trace_ELBO
 from numpyro.infer.autoguide import AutoDelta, AutoNormal
 
@@ -60,31 +61,6 @@ def test_a_first_mdn_fit_compiles_a_few_programs_not_hundreds_of_operations():
     assert 3 <= handler.count <= 60, handler.count
 
 
-def _fresh_compilations(call, *args) -> list[str]:
-    """The programs ``call(*args)`` compiled anew: JAX records every compilation, and a persistent-cache hit (the test
-    session turns the cache on) just before the compilation it served."""
-    import jax.monitoring
-
-    events: list[str] = []
-
-    def on_event(event, **kwargs):
-        if event == "/jax/compilation_cache/cache_hits":
-            events.append("<hit>")
-
-    def on_duration(event, duration, **kwargs):
-        if event == "/jax/core/compile/backend_compile_duration":
-            events.append(str(kwargs.get("fun_name", "")))
-
-    jax.monitoring.register_event_listener(on_event)
-    jax.monitoring.register_event_duration_secs_listener(on_duration)
-    try:
-        call(*args)
-    finally:
-        jax.monitoring.unregister_event_listener(on_event)
-        jax.monitoring.unregister_event_duration_listener(on_duration)
-    return [e for i, e in enumerate(events) if e != "<hit>" and (i == 0 or events[i - 1] != "<hit>")]
-
-
 def test_a_fit_with_another_seed_runs_the_training_programs_of_the_first():
     # The seed's keys are inputs of the training programs, not constants in them: a second seed (a new
     # minibatch order, new draws) compiles no training chunk of its own. SVI's runner (every model but the
@@ -98,9 +74,9 @@ def test_a_fit_with_another_seed_runs_the_training_programs_of_the_first():
                                                 diagnostic_samples=20),
     }
     for name, fit in fits.items():
-        first = _fresh_compilations(fit, 0)
+        first = [n for n, cached in compilations(fit, 0)[1] if not cached]
         assert any("chunk" in n for n in first), (name, first)   # the first seed compiles its chunk
-        again = _fresh_compilations(fit, 1)
+        again = [n for n, cached in compilations(fit, 1)[1] if not cached]
         assert not [n for n in again if "chunk" in n or "fori_collect" in n], (name, again)
     assert any("fori_collect" in n for n in first), first
 
