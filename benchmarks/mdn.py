@@ -11,11 +11,13 @@ run once a fit), the starting weights and the fit's InferenceData; ``loop_s`` is
 alone (its chunks with the NaN guard, progress and checkpoint logic between them), which
 ``ratio_loop`` sets against the hand-written scan's run.
 
-Budgets: the source article's (5 epochs of batch 32, Adam 1e-3), its converged run (50 epochs), and
-probzoo's default. Runs are interleaved (jax loop, probzoo, jax loop, ...) after one warm-up of each, and
-medians are reported; ``cold`` times a first fit in a fresh process (compilation caches empty).
+Budgets: the source article's (5 epochs of batch 32, Adam 1e-3), its converged run (50 epochs), the same
+with a checkpoint written every epoch (what checkpointing costs the loop), and probzoo's default. Runs are
+interleaved (jax loop, probzoo, jax loop, ...) after one warm-up of each, and medians are reported; ``cold``
+times a first fit in a fresh process (compilation caches empty).
 
-    python benchmarks/mdn.py [--repeats 3] [--budgets article_5,article_50,default] [--no-cold]
+    python benchmarks/mdn.py [--repeats 3] [--budgets article_5,article_50,article_50_checkpointed,default]
+                             [--no-cold]
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import os
 import platform
 import subprocess
 import sys
+import tempfile
 import time
 from typing import Any
 
@@ -54,6 +57,9 @@ def budgets(n: int) -> dict[str, dict[str, Any]]:
     return {
         "article_5": {"num_steps": 5 * spe32, "batch_size": 32, "learning_rate": 1e-3, "schedule": "constant"},
         "article_50": {"num_steps": 50 * spe32, "batch_size": 32, "learning_rate": 1e-3, "schedule": "constant"},
+        # the same run writing a checkpoint every epoch (probzoo only; the hand-written scan runs as above)
+        "article_50_checkpointed": {"num_steps": 50 * spe32, "batch_size": 32, "learning_rate": 1e-3,
+                                    "schedule": "constant", "checkpoint_every_epochs": 1},
         "default": {"num_steps": default_steps, "batch_size": DEFAULT_BATCH, "learning_rate": DEFAULT_LR["map"],
                     "schedule": "cosine"},
     }
@@ -138,7 +144,7 @@ def median(rows: list[dict[str, float]]) -> dict[str, float]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--budgets", default="article_5,article_50,default")
+    ap.add_argument("--budgets", default="article_5,article_50,article_50_checkpointed,default")
     ap.add_argument("--n", type=int, default=N)
     ap.add_argument("--no-cold", action="store_true")
     args = ap.parse_args()
@@ -154,15 +160,20 @@ def main() -> None:
     mdn.fit(x, y, **small)
 
     results: dict[str, Any] = {}
+    checkpoints = tempfile.mkdtemp()
     for name, budget in chosen.items():
         jax_rows, pz_rows = [], []
+        budget = dict(budget)
+        every = budget.pop("checkpoint_every_epochs", None)
+        writes = {} if every is None else {"checkpoint": os.path.join(checkpoints, f"{name}.ckpt"),
+                                           "checkpoint_every": every * (args.n // budget["batch_size"])}
         for r in range(args.repeats):
             params, compile_s, run_s = handwritten(mdn, x, y, r, **budget)
             nll = heldout_nll(mdn, params, x_test, y_test)
             jax_rows.append({"compile_s": compile_s, "run_s": run_s, "train_wall_s": compile_s + run_s,
                              "heldout_nll": nll, "excess_nll": nll - floor})
             t0 = time.perf_counter()
-            fit = mdn.fit(x, y, seed=r, **budget)
+            fit = mdn.fit(x, y, seed=r, **budget, **writes)
             call = time.perf_counter() - t0
             nll = -float(np.mean(fit.log_likelihood(x_test, y_test)))
             pz_rows.append({"compile_s": fit.compile_time, "run_s": fit.run_time, "loop_s": fit.info["loop_time"],

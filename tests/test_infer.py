@@ -5,6 +5,7 @@ import subprocess
 import sys
 import textwrap
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import numpyro
@@ -25,6 +26,7 @@ from probzoo.infer import (
     svi_inference_data,
 )
 from probzoo.infer.checkpoint import load_checkpoint, save_checkpoint
+from probzoo.infer.loop import run_loop
 from probzoo.models.base import ZooModel
 from probzoo.zoo import register_model
 
@@ -147,6 +149,27 @@ def test_nan_guard_names_the_step():
     guide = AutoNormal(exploding, init_scale=3.0)
     with pytest.raises(NonFiniteLossError, match=r"at step \d+ of 50"):
         run_svi(exploding, guide, num_steps=50, seed=0, chunk_size=7)
+
+
+def test_the_loop_runs_a_chunk_ahead_unless_a_rule_may_stop_it():
+    # without a stopping rule the next chunk is dispatched before this one's losses are read (the device does
+    # not wait for the host between chunks), and a NaN still stops the run at its own chunk and step; with a
+    # rule, no chunk runs after the one it stops at
+    started = []
+
+    def chunk(state, first, n):
+        jax.debug.callback(lambda f: started.append(int(f)), first)
+        return state + n, jnp.where(first >= 20, jnp.nan, 1.0) * jnp.ones(10)
+
+    with pytest.raises(NonFiniteLossError, match=r"at step 21 of 50"):
+        run_loop(chunk, jnp.zeros(()), total=50, chunk_size=10, identity={}, desc="loop")
+    jax.effects_barrier()
+    assert sorted(started) == [0, 10, 20, 30]
+    started.clear()
+    run = run_loop(chunk, jnp.zeros(()), total=50, chunk_size=10, identity={}, desc="loop",
+                   stop=lambda state: state >= 20)
+    jax.effects_barrier()
+    assert sorted(started) == [0, 10] and float(run.state) == 20.0 and len(run.losses) == 20
 
 
 @pytest.mark.reproducibility

@@ -4,8 +4,9 @@ A fit hands the loop its state (a pytree), its data and one pure function that a
 ``n`` steps from global step ``first``: ``chunk(state, *operands, first, n) -> (state, losses)``, with
 ``losses`` of a fixed length (the chunk length; the first ``n`` entries are the steps run). The loop
 compiles that function once and calls it chunk after chunk, so Python runs once a chunk, never per step,
-and a last partial chunk or a resumed run reuses the same program. Between chunks it does what every fit
-needs, in one place:
+and a last partial chunk or a resumed run reuses the same program. Unless the fit has a stopping rule, the
+loop keeps the next chunk dispatched while it handles the one before, so the device never waits for the host.
+Between chunks it does what every fit needs, in one place:
 
 - the NaN guard: a non-finite loss (or state, where the fit gives ``finite``) stops the run with
   :class:`NonFiniteLossError`, naming the step;
@@ -142,16 +143,31 @@ def run_loop(
     loss_parts = [losses_done]
     step = last_saved = start
     bar = tqdm(total=total, initial=start, desc=desc, disable=not progress, leave=False, dynamic_ncols=True)
+    # Without a stopping rule the loop runs one chunk ahead: chunk k + 1 is dispatched (JAX runs it
+    # asynchronously) before chunk k's losses are read, so the device never waits for the host's work between
+    # chunks (reading the losses, the NaN guard, the bar, checkpoints, callbacks). Each chunk's results are
+    # still handled in order, with that chunk's state; a NaN stops the run at its chunk, and the chunk run
+    # ahead is dropped. With ``stop`` the rule must see a chunk's state before the next one starts, or a fit
+    # that stops would have run a chunk for nothing.
+    ahead = stop is None
+    in_flight: list[tuple[int, int, Any, Any]] = []  # (first, length, state after the chunk, its losses)
+    chunks = iter(plan)
     try:
-        for first, length in plan:
-            args = (state, *operands, jnp.asarray(first, jnp.int32), jnp.asarray(length, jnp.int32))
-            if program is None:
-                t_compile = time.perf_counter()
-                # with a mesh, the state and the losses come back replicated, ready for the next chunk
-                jitted = jax.jit(chunk) if parallel is None else jax.jit(chunk, out_shardings=parallel.replicated)
-                program = jitted.lower(*args).compile()
-                compile_time = time.perf_counter() - t_compile
-            state, chunk_losses = program(*args)
+        while True:
+            while len(in_flight) < (2 if ahead else 1) and (chunk_range := next(chunks, None)) is not None:
+                first, length = chunk_range
+                latest = in_flight[-1][2] if in_flight else state
+                args = (latest, *operands, jnp.asarray(first, jnp.int32), jnp.asarray(length, jnp.int32))
+                if program is None:
+                    t_compile = time.perf_counter()
+                    # with a mesh, the state and the losses come back replicated, ready for the next chunk
+                    jitted = jax.jit(chunk) if parallel is None else jax.jit(chunk, out_shardings=parallel.replicated)
+                    program = jitted.lower(*args).compile()
+                    compile_time = time.perf_counter() - t_compile
+                in_flight.append((first, length, *program(*args)))
+            if not in_flight:
+                break
+            _, length, state, chunk_losses = in_flight.pop(0)
             chunk_losses = np.asarray(chunk_losses, dtype=np.float32)[:length]
             bad = ~np.isfinite(chunk_losses)
             if bad.any():
