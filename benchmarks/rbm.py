@@ -10,7 +10,8 @@ What is measured, on the same data in the same process (peer and probzoo interle
   learning rate 0.1: probzoo CD-1 and PCD-1 (compilation excluded; reported apart) against
   ``sklearn.neural_network.BernoulliRBM`` (PCD-1, the same n_components, batch size and learning rate);
   and against the same CD-1 step written directly in jax + optax (one jitted ``lax.scan`` per epoch, no
-  shared loop): what the loop costs, and how fast CD-1 can be in JAX on this machine;
+  shared loop): what the loop costs, and how fast CD-1 can be in JAX on this machine; the same with JAX's
+  Philox generator in place of threefry, and without the Bernoulli draws (what the random numbers cost);
 - the final pseudo-likelihood of each after 10 epochs, all with one estimator (every unit flipped in
   turn, n_visible scale, as scikit-learn's ``score_samples`` in expectation), plus scikit-learn's own
   ``score_samples`` mean, and the AIS log-likelihood of binarised images for n_hidden 64;
@@ -57,13 +58,15 @@ def sklearn_params(rbm: BernoulliRBM) -> dict[str, np.ndarray]:
             "c": rbm.intercept_hidden_.astype(np.float32)}
 
 
-def handwritten_cd_epoch(X: np.ndarray, n_hidden: int, epochs: int, seed: int, sample: bool = True) -> float:
+def handwritten_cd_epoch(X: np.ndarray, n_hidden: int, epochs: int, seed: int, sample: bool = True,
+                         generator: str = "threefry2x32") -> float:
     """Seconds per epoch of CD-1 written directly in jax + optax: one jitted ``lax.scan`` over the epoch's
     minibatches doing what probzoo's CD-1 step does (the Gibbs sweep, the gradient, the SGD update and the
     batch's one-flip pseudo-likelihood), without the shared loop or the kernel's state. Compilation
     excluded (the first epoch is run before the clock starts). ``sample=False`` puts the probabilities in
     place of the sweep's Bernoulli draws: not CD-1 any more, but the same matrix products without the
-    random numbers, which shows what the draws cost."""
+    random numbers, which shows what the draws cost. ``generator`` is JAX's random-number implementation
+    (``"philox4x32"``: Philox-4x32-10, in JAX 0.10.2 and later, against the default threefry)."""
     import optax
 
     n, m = X.shape
@@ -99,7 +102,7 @@ def handwritten_cd_epoch(X: np.ndarray, n_hidden: int, epochs: int, seed: int, s
         batches = jax.random.permutation(key_perm, n)[: spe * 64].reshape(spe, 64)
         return jax.lax.scan(step, carry, (batches, jax.random.split(key_steps, spe)))
 
-    key = jax.random.PRNGKey(seed)
+    key = jax.random.key(seed, impl=generator)
     carry, pl = epoch((params, tx.init(params)), key)
     jax.block_until_ready(pl)
     t0 = time.perf_counter()
@@ -111,7 +114,7 @@ def handwritten_cd_epoch(X: np.ndarray, n_hidden: int, epochs: int, seed: int, s
 
 def epoch_timing(X: np.ndarray, n_hidden: int, epochs: int, reps: int, seed: int) -> dict:
     times = {"sklearn_pcd": [], "probzoo_cd": [], "probzoo_pcd": [], "jax_handwritten_cd": [],
-             "jax_handwritten_no_draws": []}
+             "jax_handwritten_cd_philox": [], "jax_handwritten_no_draws": []}
     compile_s = {"probzoo_cd": [], "probzoo_pcd": []}
     for rep in range(reps):
         skl = BernoulliRBM(n_components=n_hidden, batch_size=64, learning_rate=0.1, n_iter=epochs,
@@ -125,6 +128,8 @@ def epoch_timing(X: np.ndarray, n_hidden: int, epochs: int, reps: int, seed: int
             times[f"probzoo_{method}"].append(fit.info["loop_time"] / epochs)  # the training loop alone
             compile_s[f"probzoo_{method}"].append(fit.compile_time)
         times["jax_handwritten_cd"].append(handwritten_cd_epoch(X, n_hidden, epochs, seed + rep))
+        times["jax_handwritten_cd_philox"].append(handwritten_cd_epoch(X, n_hidden, epochs, seed + rep,
+                                                                       generator="philox4x32"))
         times["jax_handwritten_no_draws"].append(handwritten_cd_epoch(X, n_hidden, epochs, seed + rep, sample=False))
     med = {k: statistics.median(v) for k, v in times.items()}
     return {
@@ -134,7 +139,7 @@ def epoch_timing(X: np.ndarray, n_hidden: int, epochs: int, reps: int, seed: int
         "compile_seconds_median": {k: statistics.median(v) for k, v in compile_s.items()},
         "speedup_vs_sklearn": {k: med["sklearn_pcd"] / med[k]
                                for k in ("probzoo_cd", "probzoo_pcd", "jax_handwritten_cd",
-                                         "jax_handwritten_no_draws")},
+                                         "jax_handwritten_cd_philox", "jax_handwritten_no_draws")},
         # what the shared loop and the kernel's state cost against CD-1 written directly in jax + optax
         "probzoo_cd_vs_handwritten": med["probzoo_cd"] / med["jax_handwritten_cd"],
     }
