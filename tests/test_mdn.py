@@ -215,6 +215,28 @@ def test_save_and_load_give_the_same_predictions(map2, tmp_path):
 # --- input checks ------------------------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("enumerated", [False, True])
+def test_data_are_checked_once_not_at_every_step(enumerated):
+    # fit refuses x or y that are not finite numbers (test_bad_data_and_methods); every value the model then
+    # scores is real, so none of its distributions repeats NumPyro's support check (a mask and a select per
+    # site) at every step of every fit
+    from numpyro import handlers
+
+    x, y = pz.data.two_branch(n=50, seed=0)
+    trace = handlers.trace(handlers.seed(MDN(2, hidden=(4,), enumerated=enumerated).model, 0)).get_trace(
+        x[:, None], y)
+    scored = []
+    for site in trace.values():
+        if site["type"] == "sample":
+            fn = site["fn"]
+            while hasattr(fn, "base_dist"):  # Independent / expanded: the distribution that scores the value
+                fn = fn.base_dist
+            scored += [fn, *(getattr(fn, part) for part in ("mixing_distribution", "component_distribution")
+                             if hasattr(fn, part))]
+    assert len(scored) == (6 if enumerated else 7)
+    assert not any(fn._validate_args for fn in scored), [type(fn).__name__ for fn in scored if fn._validate_args]
+
+
 def test_bad_data_and_methods(map2):
     x, y = pz.data.two_branch(n=50, seed=0)
     model = MDN(2)
