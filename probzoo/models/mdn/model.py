@@ -81,6 +81,7 @@ from probzoo.zoo import register_model
 # which took 2 of the 64 kernels of a MAP step at batch 32.
 SUPPORT_CHECK = False
 
+
 @register_model
 class MDN(ZooModel):
     """Mixture density network: x -> MLP -> ``MixtureSameFamily(Categorical, Normal)`` over y.
