@@ -126,6 +126,54 @@ def test_tiny_rbm_visible_frequencies_match_exact_probabilities():
     assert chisquare(counts, probs_wrong * counts.sum()).pvalue < 1e-6
 
 
+def test_bernoulli_draws_two_per_hash_with_the_right_frequencies_and_no_pairing():
+    """The samplers' Bernoulli draws (probzoo.models.rbm.draws) take both words of each threefry hash, computed
+    in one pass: the first half of a row from the first word, the second half from the second. Over n rows of
+    2m units with probabilities spread over (0, 1): every unit's frequency within 5 standard errors of its p,
+    and the two units that share a hash (j and j + m) uncorrelated within 5 standard errors of a correlation
+    (1 / sqrt(n)).
+    """
+    from probzoo.models.rbm.draws import bernoulli
+
+    n, m = 20_000, 50
+    p = np.linspace(0.02, 0.98, 2 * m, dtype=np.float32)
+    draws = np.asarray(jax.jit(bernoulli)(jax.random.PRNGKey(0), np.broadcast_to(p, (n, 2 * m))))
+    assert draws.dtype == np.float32 and set(np.unique(draws)) == {0.0, 1.0}
+    se = np.sqrt(p * (1 - p) / n)
+    assert np.all(np.abs(draws.mean(axis=0) - p) < 5 * se), np.max(np.abs(draws.mean(axis=0) - p) / se)
+    pairs = np.array([np.corrcoef(draws[:, j], draws[:, j + m])[0, 1] for j in range(m)])
+    assert np.all(np.abs(pairs) < 5 / np.sqrt(n)), np.max(np.abs(pairs)) * np.sqrt(n)
+    # another key draws another sample; the same key the same one
+    again = np.asarray(jax.jit(bernoulli)(jax.random.PRNGKey(0), np.broadcast_to(p, (n, 2 * m))))
+    other = np.asarray(jax.jit(bernoulli)(jax.random.PRNGKey(1), np.broadcast_to(p, (n, 2 * m))))
+    assert np.array_equal(draws, again) and not np.array_equal(draws, other)
+    # one hash for every two draws (an odd row length rounds up), where jax.random.bernoulli spends one a draw:
+    # the 20 rounds (a rotation each) run straight, over arrays of half a row
+    for shape, hashes in (((64, 784), (64, 392)), ((3, 5), (3, 3))):
+        jaxpr = jax.make_jaxpr(bernoulli)(jax.random.PRNGKey(0), np.full(shape, 0.5, np.float32))
+        rotations = [e.outvars[0].aval.shape for e in jaxpr.jaxpr.eqns if e.primitive.name == "shift_left"]
+        assert rotations == [hashes] * 20, rotations
+    # the hash is threefry-2x32-20 word for word: Random123's known answers, and JAX's own primitive
+    from jax.extend.random import threefry2x32_p
+
+    from probzoo.models.rbm.draws import threefry2x32
+
+    for key, count, expected in (((0, 0), (0, 0), (0x6B200159, 0x99BA4EFE)),
+                                 ((2**32 - 1,) * 2, (2**32 - 1,) * 2, (0x1CB996FC, 0xBB002BE7)),
+                                 ((0x13198A2E, 0x03707344), (0x243F6A88, 0x85A308D3), (0xC4923A9C, 0x483DF7A0))):
+        words = threefry2x32(tuple(np.uint32(key)), tuple(np.uint32(count)))
+        assert tuple(int(w) for w in words) == expected
+    k1, k2, x1, x2 = np.random.default_rng(0).integers(0, 2**32, (4, 1000), dtype=np.uint32)
+    ours = jax.jit(threefry2x32)((k1, k2), (x1, x2))
+    for a, b in zip(ours, threefry2x32_p.bind(k1, k2, x1, x2), strict=True):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    # keys of another generator fall back to JAX's own draws; more draws than 32-bit counters are refused
+    rbg = np.asarray(bernoulli(jax.random.key(0, impl="rbg"), np.full((4000,), 0.25, np.float32)))
+    assert abs(rbg.mean() - 0.25) < 5 * np.sqrt(0.25 * 0.75 / 4000)
+    with pytest.raises(ValueError, match="^p: "):
+        jax.eval_shape(bernoulli, jax.random.PRNGKey(0), jax.ShapeDtypeStruct((2**16, 2**17 + 2), np.float32))
+
+
 # --- partition function ----------------------------------------------------------------------------------
 def test_exact_log_partition_equals_brute_force():
     for m, n in ((6, 4), (4, 6)):  # enumerates the hidden, then the visible layer
@@ -293,7 +341,7 @@ def test_pcd_trains_and_same_seed_same_result(mnist):
 
 @pytest.mark.reproducibility
 @pytest.mark.parametrize("method", ["cd", "pcd"])
-def test_interrupted_and_resumed_run_equals_uninterrupted(tmp_path, method):
+def test_interrupted_and_resumed_run_equals_uninterrupted(tmp_path, method, monkeypatch):
     """Bit-exact by construction: the resumed run executes the same compiled epoch program on the restored
     state (parameters, optimiser state, persistent chains, random key), so parameters and the float32 loss
     trace are identical on any processor; the per-epoch pseudo-likelihood is a function of that trace."""
@@ -319,6 +367,12 @@ def test_interrupted_and_resumed_run_equals_uninterrupted(tmp_path, method):
     np.testing.assert_array_equal(full.arrays["epoch_pseudo_likelihood"], resumed.arrays["epoch_pseudo_likelihood"])
     with pytest.raises(ValueError, match="^resume: .*learning_rate"):
         pz.RBM(n_hidden=8).fit(X, resume=ckpt, **{**kw, "learning_rate": 0.1})
+    # a run whose Bernoulli draws come from another stream does not continue this one
+    import probzoo.models.rbm.model as rbm_model
+
+    monkeypatch.setattr(rbm_model, "STREAM", "jax.random.bernoulli")
+    with pytest.raises(ValueError, match="^resume: .*random_stream"):
+        pz.RBM(n_hidden=8).fit(X, resume=ckpt, **kw)
 
 
 def test_save_load_roundtrip(tmp_path, rbm16):

@@ -16,6 +16,7 @@ from probzoo.infer.engines import vmapped_chains
 from probzoo.infer.mcmc import run_mcmc
 from probzoo.infer.posterior import mcmc_inference_data
 from probzoo.infer.result import Fit
+from probzoo.models.rbm.draws import bernoulli
 from probzoo.models.rbm.energy import energy, free_energy, hidden_probs, visible_probs
 from probzoo.models.rbm.gibbs import RBMGibbs
 from probzoo.models.rbm.partition import (
@@ -108,7 +109,7 @@ class RBMFit(Fit):
             state = kernel.state_at(key, v)
             state = jax.lax.fori_loop(0, k - 1, lambda _, s: kernel.sample(s), state)
             key_h = jax.random.split(state.rng_key)[1]
-            h = jax.random.bernoulli(key_h, jax.nn.sigmoid(state.hidden_input)).astype(jnp.float32)
+            h = bernoulli(key_h, jax.nn.sigmoid(state.hidden_input))
             return visible_probs(kernel.params, h)
 
         return np.asarray(run(jnp.asarray(V), jax.random.PRNGKey(check_seed(seed))))

@@ -23,6 +23,7 @@ import jax.numpy as jnp
 from numpyro.infer.mcmc import MCMCKernel
 from numpyro.util import is_prng_key
 
+from probzoo.models.rbm.draws import bernoulli
 from probzoo.models.rbm.energy import Params, check_rbm_params, free_energy, hidden_input, visible_probs
 
 
@@ -108,7 +109,7 @@ class RBMGibbs(MCMCKernel):
             return jax.vmap(lambda k, v: self.init(k, num_warmup, v))(rng_key, v0)
         if init_params is None:
             rng_key, key_v = jax.random.split(rng_key)
-            v0 = jax.random.bernoulli(key_v, jax.nn.sigmoid(self.params["b"])).astype(jnp.float32)
+            v0 = bernoulli(key_v, jax.nn.sigmoid(self.params["b"]))
         return self.state_at(rng_key, v0)
 
     def sample(self, state: RBMGibbsState, model_args: Any = (), model_kwargs: Any = None) -> RBMGibbsState:
@@ -118,8 +119,8 @@ class RBMGibbs(MCMCKernel):
         if _batched_key(state.rng_key):
             return jax.vmap(lambda s: self.sample(s, model_args, model_kwargs))(state)
         rng_key, key_h, key_v = jax.random.split(state.rng_key, 3)
-        h = jax.random.bernoulli(key_h, jax.nn.sigmoid(state.hidden_input)).astype(jnp.float32)
-        v = jax.random.bernoulli(key_v, visible_probs(self.params, h)).astype(jnp.float32)
+        h = bernoulli(key_h, jax.nn.sigmoid(state.hidden_input))
+        v = bernoulli(key_v, visible_probs(self.params, h))
         return self.state_at(rng_key, v)
 
     def refresh(self, state: RBMGibbsState, model_args: Any = (), model_kwargs: Any = None) -> RBMGibbsState:

@@ -31,6 +31,7 @@ from probzoo.infer.checkpoint import check_checkpointing, data_digest
 from probzoo.infer.devices import DataParallel
 from probzoo.infer.loop import run_loop
 from probzoo.models.base import ZooModel, runs_engines
+from probzoo.models.rbm.draws import STREAM, bernoulli
 from probzoo.models.rbm.energy import check_rbm_params, energy, free_energy, hidden_probs, visible_probs
 from probzoo.models.rbm.fit import RBMFit
 from probzoo.models.rbm.gibbs import RBMGibbs
@@ -224,7 +225,7 @@ class RBM(ZooModel):
         if method == "pcd":
             k_idx, k_v, k_state = jax.random.split(key_chains, 3)
             rows = Vj[jax.random.randint(k_idx, (n_chains,), 0, n_data)]
-            v0 = jax.random.bernoulli(k_v, rows).astype(jnp.float32)
+            v0 = bernoulli(k_v, rows)
             chains = RBMGibbs(params).state_at(k_state, v0)
         offsets = None
         if centring:
@@ -234,7 +235,7 @@ class RBM(ZooModel):
         identity = {"method": method, "k": k, "n_visible": n_visible, "n_hidden": self.n_hidden,
                     "batch_size": batch_size, "n_chains": n_chains, "learning_rate": learning_rate,
                     "momentum": momentum, "weight_decay": weight_decay, "centring": centring, "seed": seed,
-                    "init_scale": self.init_scale, "visible_bias": self.visible_bias,
+                    "init_scale": self.init_scale, "visible_bias": self.visible_bias, "random_stream": STREAM,
                     "data": data_digest(V)}
 
         def article_pl(losses: np.ndarray) -> np.ndarray:

@@ -11,6 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 from scipy.special import logsumexp
 
+from probzoo.models.rbm.draws import bernoulli
 from probzoo.models.rbm.energy import check_rbm_params
 from probzoo.validation import (
     as_array,
@@ -99,9 +100,8 @@ def _sweep(params: dict[str, Any], base_bias: jax.Array, v: jax.Array, x: jax.Ar
     it; returns the new v and its hidden input."""
     W = params["W"]
     k_h, k_v = jax.random.split(key)
-    h = jax.random.bernoulli(k_h, jax.nn.sigmoid(beta * x)).astype(jnp.float32)
-    v = jax.random.bernoulli(k_v, jax.nn.sigmoid((1.0 - beta) * base_bias + beta * (h @ W.T + params["b"])))
-    v = v.astype(jnp.float32)
+    h = bernoulli(k_h, jax.nn.sigmoid(beta * x))
+    v = bernoulli(k_v, jax.nn.sigmoid((1.0 - beta) * base_bias + beta * (h @ W.T + params["b"])))
     return v, v @ W + params["c"]
 
 
@@ -170,7 +170,7 @@ def ais_log_partition(params: dict[str, Any], base_rate_probs: np.ndarray | None
     base_bias = _base_bias(m, base_rate_probs)
     betas = jnp.asarray(ais_schedule(num_betas))
     k0, k1 = jax.random.split(jax.random.PRNGKey(seed))
-    v0 = jax.random.bernoulli(k0, jax.nn.sigmoid(base_bias), (num_runs, m)).astype(jnp.float32)
+    v0 = bernoulli(k0, jnp.broadcast_to(jax.nn.sigmoid(base_bias), (num_runs, m)))
     logw = np.asarray(_ais_log_weights(p, base_bias, betas, k1, v0), np.float64)
     if not np.all(np.isfinite(logw)):
         raise FloatingPointError("ais: non-finite importance weights; the RBM's parameters may be extreme")
