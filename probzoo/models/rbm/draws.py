@@ -1,19 +1,20 @@
 """Bernoulli draws for the RBM's samplers: threefry-2x32 written out in full, two draws from every hash.
 
 Block-Gibbs sampling draws a uniform number for every unit of every sweep, and with ``jax.random.bernoulli``
-those draws are most of what a CD epoch of a 784-64 RBM costs beyond its matrix products, for two reasons:
+those draws take about a third of a CD epoch of a 784-64 RBM on a CPU, for two reasons:
 
 - with ``jax_threefry_partitionable`` (JAX's default since 0.5) ``jax.random.bits`` spends one threefry hash on
   every 32-bit word it returns (it XORs the hash's pair of output words), so half of each hash is thrown away;
 - on a CPU, JAX lowers the hash's 20 rounds as a loop of 5 steps, each of which writes its whole array of
   intermediate words to memory and reads it back.
 
-:func:`bernoulli` keeps both words of each hash (the draws of a row's first half come from the first word, those
-of its second half from the second) and computes the hash as one straight run of the 20 rounds
-(:func:`threefry2x32`, the same function as ``jax.extend.random.threefry2x32_p``, word for word), which XLA fuses
-into a single pass over the array: about a quarter of ``jax.random.bernoulli``'s time on this kind of CPU
-(``benchmarks/rbm.py``). Each word becomes a uniform number exactly as ``jax.random.uniform`` makes one (its top 23
-bits), so every draw is Bernoulli(p) as ``jax.random.bernoulli`` draws it, from another stream of bits.
+:func:`bernoulli` keeps both words of each hash (the draws of a row's first half come from the first word, those of
+its second half from the second) and computes the hash as one straight run of the 20 rounds (:func:`threefry2x32`,
+the same function as ``jax.extend.random.threefry2x32_p``, word for word), which XLA fuses into a single pass over
+the array: about a quarter of ``jax.random.bernoulli``'s time on a CPU (78 minibatches of 64 x 784 draws in 4.5-4.8
+ms against 18-20 ms; docs/benchmarks.md). Each word becomes a uniform number exactly as ``jax.random.uniform`` makes
+one (its top 23 bits), so every draw is Bernoulli(p) as ``jax.random.bernoulli`` draws it, from another stream of
+bits.
 
 The counters are the draws' positions, so each draw depends on the key and its position alone: a program split
 over devices (rows on different devices) draws what one device draws.
