@@ -126,6 +126,15 @@ def test_tiny_rbm_visible_frequencies_match_exact_probabilities():
     assert chisquare(counts, probs_wrong * counts.sum()).pvalue < 1e-6
 
 
+def _equations(jaxpr):
+    """Every equation of ``jaxpr``, those of the programs it calls (a jitted function's) included."""
+    for eqn in jaxpr.eqns:
+        yield eqn
+        for param in eqn.params.values():
+            if isinstance(param, jax.extend.core.ClosedJaxpr):
+                yield from _equations(param.jaxpr)
+
+
 def test_bernoulli_draws_two_per_hash_with_the_right_frequencies_and_no_pairing():
     """The samplers' Bernoulli draws (probzoo.models.rbm.draws) take both words of each threefry hash, computed
     in one pass: the first half of a row from the first word, the second half from the second. Over n rows of
@@ -151,7 +160,7 @@ def test_bernoulli_draws_two_per_hash_with_the_right_frequencies_and_no_pairing(
     # the 20 rounds (a rotation each) run straight, over arrays of half a row
     for shape, hashes in (((64, 784), (64, 392)), ((3, 5), (3, 3))):
         jaxpr = jax.make_jaxpr(bernoulli)(jax.random.PRNGKey(0), np.full(shape, 0.5, np.float32))
-        rotations = [e.outvars[0].aval.shape for e in jaxpr.jaxpr.eqns if e.primitive.name == "shift_left"]
+        rotations = [e.outvars[0].aval.shape for e in _equations(jaxpr.jaxpr) if e.primitive.name == "shift_left"]
         assert rotations == [hashes] * 20, rotations
     # the hash is threefry-2x32-20 word for word: Random123's known answers, and JAX's own primitive
     from jax.extend.random import threefry2x32_p

@@ -60,6 +60,7 @@ def _threefry_words(key: jax.Array) -> tuple[jax.Array, jax.Array] | None:
     return key[0], key[1]
 
 
+@jax.jit  # one program where it is called eagerly (AIS's and PCD's starting states), not op by op
 def bernoulli(key: jax.Array, p: jax.Array) -> jax.Array:
     """Bernoulli(``p``) draws of ``p``'s shape as float32 0 / 1: ``jax.random.bernoulli(key, p)``'s
     distribution from half its hashes, each computed in one pass (see the module's docstring). Keys of another
