@@ -146,15 +146,15 @@ def test_bernoulli_draws_two_per_hash_with_the_right_frequencies_and_no_pairing(
 
     n, m = 20_000, 50
     p = np.linspace(0.02, 0.98, 2 * m, dtype=np.float32)
-    draws = np.asarray(jax.jit(bernoulli)(jax.random.PRNGKey(0), np.broadcast_to(p, (n, 2 * m))))
+    draws = np.asarray(bernoulli(jax.random.PRNGKey(0), np.broadcast_to(p, (n, 2 * m))))
     assert draws.dtype == np.float32 and set(np.unique(draws)) == {0.0, 1.0}
     se = np.sqrt(p * (1 - p) / n)
     assert np.all(np.abs(draws.mean(axis=0) - p) < 5 * se), np.max(np.abs(draws.mean(axis=0) - p) / se)
     pairs = np.array([np.corrcoef(draws[:, j], draws[:, j + m])[0, 1] for j in range(m)])
     assert np.all(np.abs(pairs) < 5 / np.sqrt(n)), np.max(np.abs(pairs)) * np.sqrt(n)
     # another key draws another sample; the same key the same one
-    again = np.asarray(jax.jit(bernoulli)(jax.random.PRNGKey(0), np.broadcast_to(p, (n, 2 * m))))
-    other = np.asarray(jax.jit(bernoulli)(jax.random.PRNGKey(1), np.broadcast_to(p, (n, 2 * m))))
+    again = np.asarray(bernoulli(jax.random.PRNGKey(0), np.broadcast_to(p, (n, 2 * m))))
+    other = np.asarray(bernoulli(jax.random.PRNGKey(1), np.broadcast_to(p, (n, 2 * m))))
     assert np.array_equal(draws, again) and not np.array_equal(draws, other)
     # one hash for every two draws (an odd row length rounds up), where jax.random.bernoulli spends one a draw:
     # the 20 rounds (a rotation each) run straight, over arrays of half a row

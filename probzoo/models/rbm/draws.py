@@ -78,7 +78,8 @@ def bernoulli(key: jax.Array, p: jax.Array) -> jax.Array:
     strides = np.cumprod((1, *shape[::-1]))[:-1][::-1]
     position = sum(jax.lax.broadcasted_iota(jnp.uint32, shape, d) * jnp.uint32(s) for d, s in enumerate(strides))
     first, second = threefry2x32(words, (jnp.zeros(shape, jnp.uint32), position))
-    # both words leave the hash as arrays: fused into their consumers instead, the hash would be computed twice
+    # both words leave the hash as arrays: a guard against XLA fusing the hash into the consumers of each half,
+    # where it would be computed once per word (no cost measured here: 4.55-4.67 ms against 4.54-4.85 without)
     first, second = jax.lax.optimization_barrier((first, second))
     bits = jnp.concatenate([first, second], axis=-1)[..., :n]
     # jax.random.uniform's construction: 23 random mantissa bits under the exponent of 1.0, less 1
