@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import numpyro
 import numpyro.distributions as dist
@@ -160,3 +161,62 @@ def test_a_point_mass_guide_adds_its_log_density_without_evaluating_it(data, mod
     np.testing.assert_allclose(float(ours), float(ref), rtol=1e-6)
     with pytest.raises(AssertionError, match="Delta.log_prob"):   # an ordinary ELBO still evaluates it
         Trace_ELBO().loss(key, params, model, fresh_guide(guide), x, y)
+
+
+def test_mcmc_chains_start_in_one_program_where_numpyro_starts_them(data):
+    """``compiled_init``: NumPyro's HMC/NUTS ``init`` (vectorised over three chains) as one program, with the state
+    NumPyro's own op-by-op ``init`` gives (the same keys, the same search for valid values). The arithmetic is
+    the same but fused, so float32 results agree to rounding (one potential evaluation: ~1e-6 relative)."""
+    from numpyro.infer import NUTS
+
+    from probzoo.infer.programs import compiled_init
+
+    x, y = data[0][:213], data[1][:213]   # a data shape no other test compiles for
+    keys = jax.random.split(jax.random.PRNGKey(0), 3)
+    eager_kernel, kernel = NUTS(_regression), NUTS(_regression)
+    eager, eager_compiled = compilations(eager_kernel.init, keys, 50, None, (x, y), {})
+    fast = compiled_init(kernel)
+    state, compiled = compilations(fast.init, keys, 50, None, (x, y), {})
+    assert len(eager_compiled) >= 20 and len(compiled) == 1, (len(eager_compiled), compiled)
+    for name in ("w", "s"):
+        np.testing.assert_allclose(state.z[name], eager.z[name], rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(state.z_grad[name], eager.z_grad[name], rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(state.potential_energy, eager.potential_energy, rtol=1e-5)
+    np.testing.assert_allclose(state.adapt_state.step_size, eager.adapt_state.step_size, rtol=1e-4)
+    assert kernel._sample_fn is None          # the caller's kernel is not set up; the copy is
+    assert fast._sample_fn is not None and fast.model is _regression
+    # starting values with a non-finite potential are refused, as NumPyro refuses them outside a trace
+    bad = {"w": jnp.full((3, 2), jnp.nan), "s": jnp.zeros(3)}
+    with pytest.raises(RuntimeError, match="Cannot find valid initial parameters"):
+        compiled_init(NUTS(_regression)).init(keys, 50, bad, (x, y), {})
+    with pytest.raises(TypeError, match="kernel: expected numpyro's HMC or NUTS"):
+        compiled_init(numpyro.infer.SA(_regression))
+
+
+def test_mcmc_inference_data_is_what_arviz_builds_computed_as_programs(data):
+    """``mcmc_inference_data`` builds the groups ``az.from_numpyro`` builds (its observed data, pointwise
+    log-likelihood, sample statistics and plate-named dimensions), from compiled programs instead of ArviZ's
+    op-by-op evaluation of the model: the same draws and statistics exactly, log-likelihoods to rounding."""
+    from numpyro.infer import NUTS
+
+    from probzoo.infer import run_mcmc
+
+    x, y = data
+    run = run_mcmc(NUTS(_regression), x, y, num_warmup=20, num_samples=20, num_chains=2, seed=1,
+                   extra_fields=("potential_energy", "accept_prob"))
+    ours, ours_compiled = compilations(pz.infer.mcmc_inference_data, run.mcmc)
+    theirs, theirs_compiled = compilations(pz.infer.arviz_io.az.from_numpyro, run.mcmc)
+    assert len(ours_compiled) <= 3 and len(theirs_compiled) >= 10, (ours_compiled, len(theirs_compiled))
+    assert set(ours.groups()) == set(theirs.groups()) == {"posterior", "log_likelihood", "sample_stats",
+                                                           "observed_data"}
+    for group in ours.groups():
+        a, b = getattr(ours, group), getattr(theirs, group)
+        assert set(a.data_vars) == set(b.data_vars), group
+        for name in a.data_vars:
+            assert a[name].dims == b[name].dims, (group, name)
+            if group == "log_likelihood":
+                np.testing.assert_allclose(a[name].values, b[name].values, rtol=1e-5, atol=1e-5)
+            else:
+                np.testing.assert_array_equal(a[name].values, b[name].values, err_msg=f"{group} {name}")
+    assert ours.log_likelihood["y"].dims == ("chain", "draw", "data")
+    assert {"lp", "acceptance_rate", "diverging", "n_steps", "tree_depth"} <= set(ours.sample_stats.data_vars)

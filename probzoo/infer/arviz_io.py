@@ -88,18 +88,38 @@ def from_samples(
     return idata
 
 
-def from_mcmc(mcmc: Any, *, log_likelihood: bool = True, posterior_predictive: Mapping[str, Any] | None = None,
-              dims: Mapping[str, list[str]] | None = None, attrs: Mapping[str, Any] | None = None) -> az.InferenceData:
-    """InferenceData from a finished ``numpyro.infer.MCMC`` (chains kept apart for r_hat)."""
-    pp = None
-    if posterior_predictive is not None:
-        pp = {k: np.asarray(v) for k, v in posterior_predictive.items()}
-    idata = _az().from_numpyro(mcmc, log_likelihood=log_likelihood, posterior_predictive=pp,
-                            dims=dict(dims) if dims else None)
-    if attrs:
-        for group in idata.groups():
-            getattr(idata, group).attrs.update({k: str(v) for k, v in attrs.items()})
-    return idata
+# NumPyro's extra fields under the names ArviZ gives them (as ``az.from_numpyro`` does)
+_SAMPLE_STATS = {"potential_energy": "lp", "adapt_state.step_size": "step_size", "num_steps": "n_steps",
+                 "accept_prob": "acceptance_rate"}
+
+
+def from_mcmc(mcmc: Any, *, log_likelihood: Mapping[str, Any] | None = None,
+              posterior_predictive: Mapping[str, Any] | None = None,
+              observed_data: Mapping[str, Any] | None = None, dims: Mapping[str, list[str]] | None = None,
+              attrs: Mapping[str, Any] | None = None) -> az.InferenceData:
+    """InferenceData from a finished ``numpyro.infer.MCMC``: its draws with the chains kept apart (for r_hat), its
+    extra fields as sample_stats under ArviZ's names (``lp`` = -potential energy, ``n_steps``, ``tree_depth``,
+    ``diverging``, ...), and the groups the caller computed, each (chain, draw, ...): ``log_likelihood``,
+    ``posterior_predictive``; ``observed_data`` without those axes.
+
+    ``az.from_numpyro`` would evaluate the model op by op (its observed data, its log-likelihood), a compilation
+    per operation; probzoo computes those as compiled programs (:mod:`probzoo.infer.posterior`).
+    """
+    stats = {}
+    for field, value in mcmc.get_extra_fields(group_by_chain=True).items():
+        if isinstance(value, (dict, tuple)):
+            continue
+        value = np.asarray(value)
+        stats[_SAMPLE_STATS.get(field, field)] = -value if field == "potential_energy" else value
+        if field == "num_steps":
+            stats["tree_depth"] = np.log2(value).astype(int) + 1
+    import numpyro
+
+    return from_samples(mcmc.get_samples(group_by_chain=True), log_likelihood=log_likelihood,
+                        posterior_predictive=posterior_predictive, observed_data=observed_data,
+                        sample_stats=stats or None, dims=dims, chains=True,
+                        attrs={"inference_library": "numpyro", "inference_library_version": numpyro.__version__,
+                               **(attrs or {})})
 
 
 def summary(idata: az.InferenceData, var_names: list[str] | None = None, *, diagnostics: bool = True):

@@ -37,7 +37,7 @@ from numpyro import handlers
 from numpyro.distributions.transforms import biject_to
 from numpyro.infer import HMC, HMCECS, MCMC, NUTS, SA, SVI, BarkerMH, init_to_median, init_to_uniform, init_to_value
 from numpyro.infer import autoguide as ag
-from numpyro.infer.util import log_likelihood, unconstrain_fn
+from numpyro.infer.util import unconstrain_fn
 from numpyro.primitives import Messenger
 
 from probzoo.core import Engine, Family
@@ -51,6 +51,7 @@ from probzoo.infer.diagnostics import (
     record_variational,
 )
 from probzoo.infer.mcmc import run_counting_gradients, run_mcmc
+from probzoo.infer.posterior import mcmc_inference_data, pointwise_log_likelihood
 from probzoo.infer.programs import is_array
 from probzoo.infer.svi import OrderedTraceELBO, run_svi
 from probzoo.validation import check_int, check_positive
@@ -205,11 +206,6 @@ def chain_starts(model: Any, seed: int, num_chains: int) -> tuple[Any, dict[str,
 
 
 # --- building fits ---------------------------------------------------------------------------------------------
-def _pointwise(model: Any, draws: Mapping[str, Any], batch_ndims: int) -> dict[str, np.ndarray]:
-    ll = log_likelihood(model.model, dict(draws), *model.args, batch_ndims=batch_ndims, **model.kwargs)
-    return {k: np.asarray(v) for k, v in ll.items()}
-
-
 def _observed(model: Any) -> dict[str, np.ndarray]:
     return {k: np.asarray(s["value"]) for k, s in observed_sites(model).items()}
 
@@ -235,9 +231,7 @@ def _make_fit(model: Any, eng: Engine, *, params: dict[str, Any], draws: dict[st
                                samples=flat, wall_time=wall, compile_time=compile_time, seed=seed, info=info,
                                sample_stats=sample_stats or {})
     if idata is None:
-        ll = _pointwise(model, flat, batch_ndims=1)
-        n_chain, n_draw = next(iter(draws.values())).shape[:2]
-        ll = {k: v.reshape((n_chain, n_draw) + v.shape[1:]) for k, v in ll.items()}
+        ll = pointwise_log_likelihood(model.model, draws, model.args, model.kwargs, batch_ndims=2)
         note = {} if eng.family == Family.MCMC else {"note": arviz_io.SVI_NOTE}
         idata = arviz_io.from_samples({**draws, **invariants}, log_likelihood=ll, observed_data=_observed(model),
                                       chains=True, attrs={"inference": str(eng.family), "engine": eng.name, **note})
@@ -499,7 +493,7 @@ def _mcmc_run(make_kernel: Callable[[Any, Any, Mapping[str, Any]], Any],
         # InferenceData) is computed on the model itself, over every row
         # (and chains mapped in one program leave no MCMC object: their InferenceData is built from the draws)
         idata = None if isinstance(kernel, HMCECS) or mcmc is None or getattr(model, "builds_idata", False) \
-            else arviz_io.from_mcmc(mcmc, attrs={"engine": eng.name})
+            else mcmc_inference_data(mcmc, attrs={"engine": eng.name})
         stats = {name: np.asarray(extra[key]) for key, name in (("diverging", "diverging"), ("num_steps", "n_steps"))
                  if key in extra}
         if steps is not None:

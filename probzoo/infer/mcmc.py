@@ -11,11 +11,12 @@ from typing import Any
 import jax
 import numpy as np
 from jax.sharding import PartitionSpec
-from numpyro.infer import MCMC
+from numpyro.infer import HMC, MCMC
 from numpyro.infer.mcmc import MCMCKernel
 
 from probzoo.infer.devices import AXIS, DataParallel
 from probzoo.infer.diagnostics import gradient_field
+from probzoo.infer.programs import compiled_init
 from probzoo.validation import check_choice, check_int, check_seed
 
 __all__ = ["MCMCRun", "choose_chain_method", "run_counting_gradients", "run_mcmc", "sharded_chains"]
@@ -94,6 +95,10 @@ def run_mcmc(
     ``XLA_FLAGS=--xla_force_host_platform_device_count=N``) when enough devices exist, else "vectorized".
     ``devices`` (None, N or "all") splits the chains over that many devices instead (:func:`sharded_chains`;
     ``chain_method`` is then "sharded"), the same draws per chain whatever their number.
+
+    HMC and NUTS chains start as one compiled program (:func:`probzoo.infer.programs.compiled_init`; NumPyro
+    starts vectorised and single chains op by op, seconds of compilation for a small model); ``kernel`` itself
+    is left as it was given (the run's copy is ``MCMCRun.mcmc.sampler``).
     """
     if not isinstance(kernel, MCMCKernel):
         raise TypeError(f"kernel: expected a numpyro MCMCKernel, got {type(kernel).__name__}")
@@ -110,6 +115,9 @@ def run_mcmc(
     else:
         method = chain_method or choose_chain_method(num_chains)
         runner = check_choice(method, "chain_method", ("parallel", "vectorized", "sequential"))
+        if isinstance(kernel, HMC) and method != "parallel":
+            # NumPyro starts vectorised and single chains op by op (pmap and the sharded runner trace it)
+            kernel = compiled_init(kernel)
     mcmc = MCMC(kernel, num_warmup=num_warmup, num_samples=num_samples, num_chains=num_chains,
                 thinning=thinning, chain_method=runner, progress_bar=progress and parallel is None,
                 jit_model_args=jit_model_args)

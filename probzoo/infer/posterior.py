@@ -13,13 +13,14 @@ from typing import Any
 import jax
 import numpy as np
 from numpyro import handlers
-from numpyro.infer import Predictive
+from numpyro.infer import Predictive, init_to_sample
 from numpyro.infer.util import log_likelihood
 
 from probzoo.infer import arviz_io
-from probzoo.infer.programs import call_compiled, fresh_guide
+from probzoo.infer.programs import call_compiled, call_set_up, fresh_guide
 
-__all__ = ["guide_draws", "mcmc_inference_data", "svi_inference_data"]
+__all__ = ["guide_draws", "mcmc_inference_data", "observed_values", "plate_dims", "pointwise_log_likelihood",
+           "svi_inference_data"]
 
 
 def guide_draws(guide: Callable, params: Mapping[str, Any], num_samples: int, seed: int,
@@ -31,6 +32,18 @@ def guide_draws(guide: Callable, params: Mapping[str, Any], num_samples: int, se
 
     draws = call_compiled(program, jax.random.PRNGKey(seed), dict(params), tuple(args), dict(kwargs))
     return {k: np.asarray(v) for k, v in draws.items() if not k.startswith("_")}
+
+
+def pointwise_log_likelihood(model: Callable, draws: Mapping[str, Any], args: Sequence[Any] = (),
+                             kwargs: Mapping[str, Any] | None = None, *, batch_ndims: int = 1) -> dict[str, np.ndarray]:
+    """``numpyro.infer.log_likelihood`` of every observed site of ``model`` under each of ``draws`` (whose
+    leading ``batch_ndims`` axes index the draws) as one compiled program."""
+
+    def program(draws: dict[str, Any], args: tuple, kwargs: dict[str, Any]) -> Any:
+        return log_likelihood(model, draws, *args, batch_ndims=batch_ndims, **kwargs)
+
+    ll = call_compiled(program, dict(draws), tuple(args), dict(kwargs or {}))
+    return {k: np.asarray(v) for k, v in ll.items()}
 
 
 def svi_inference_data(
@@ -78,16 +91,64 @@ def svi_inference_data(
     return idata, posterior
 
 
+def plate_dims(model: Callable, args: Sequence[Any] = (),
+               kwargs: Mapping[str, Any] | None = None) -> dict[str, list[str]]:
+    """The names of the plates over each site's batch axes, outermost first (e.g. ``{"y": ["data"]}``): the
+    dimension names ``az.from_numpyro`` gives a site, read from an abstract trace of the model (no computation:
+    ``jax.eval_shape``)."""
+    names: dict[str, list[str]] = {}
+
+    def trace() -> None:
+        # init_to_sample stands in for sites without a sampler (ImproperUniform), as in ArviZ
+        seeded = handlers.substitute(handlers.seed(model, 0), substitute_fn=init_to_sample)
+        for name, site in handlers.trace(seeded).get_trace(*args, **dict(kwargs or {})).items():
+            batch = [f.name for f in sorted(site["cond_indep_stack"], key=lambda f: f.dim)]
+            event = list(site.get("infer", {}).get("event_dims", []))
+            if site["type"] in ("sample", "deterministic") and (batch or event):
+                names[name] = batch + event
+
+    jax.eval_shape(trace)
+    return names
+
+
+def observed_values(model: Callable, args: Sequence[Any] = (),
+                    kwargs: Mapping[str, Any] | None = None) -> dict[str, np.ndarray]:
+    """The value of every observed site of ``model`` on ``args``/``kwargs`` (one small compiled program)."""
+
+    def program(args: tuple, kwargs: dict[str, Any]) -> dict[str, Any]:
+        seeded = handlers.substitute(handlers.seed(model, 0), substitute_fn=init_to_sample)
+        return {name: site["value"] for name, site in handlers.trace(seeded).get_trace(*args, **kwargs).items()
+                if site["type"] == "sample" and site["is_observed"]}
+
+    return {k: np.asarray(v) for k, v in call_set_up(program, tuple(args), dict(kwargs or {})).items()}
+
+
 def mcmc_inference_data(mcmc: Any, *, observed_site: str | None = None, predictive_args: Sequence[Any] = (),
                         predictive_kwargs: Mapping[str, Any] | None = None, seed: int = 0,
                         dims: Mapping[str, list[str]] | None = None, attrs: Mapping[str, Any] | None = None):
-    """InferenceData for an MCMC fit via ``az.from_numpyro`` with a posterior predictive of ``observed_site``."""
+    """InferenceData for an MCMC fit (:func:`probzoo.infer.arviz_io.from_mcmc`), with the groups
+    ``az.from_numpyro`` gives it: for a model, its observed data and their pointwise log-likelihood under each
+    draw, on the data the chains ran on; with ``observed_site``, that site's posterior predictive at
+    ``predictive_args``. Each is computed as one compiled program (ArviZ would run the model op by op).
+    Every site's dimensions are named after its plates unless ``dims`` names them.
+    """
+    model, n_chains = mcmc.sampler.model, mcmc.num_chains
+    attrs = {"inference": "mcmc", **(attrs or {})}
+    if model is None:  # a kernel without a NumPyro model (a potential): its draws and statistics only
+        return arviz_io.from_mcmc(mcmc, dims=dims, attrs=attrs)
+    # the data the chains ran on, as NumPyro records them on the MCMC object (and az.from_numpyro reads them)
+    args, kwargs = tuple(mcmc._args), dict(mcmc._kwargs)
+    samples = mcmc.get_samples(group_by_chain=True)
+    ll = pointwise_log_likelihood(model, samples, args, kwargs, batch_ndims=2)
     pp = None
     if observed_site is not None:
-        samples = mcmc.get_samples()
-        pred = Predictive(mcmc.sampler.model, posterior_samples=samples, return_sites=[observed_site])(
-            jax.random.PRNGKey(seed + 1), *predictive_args, **dict(predictive_kwargs or {}))
-        n_chains = mcmc.num_chains
+        def predict(key: Any, samples: dict[str, Any], args: tuple, kwargs: dict[str, Any]) -> Any:
+            return Predictive(model, posterior_samples=samples, return_sites=[observed_site])(key, *args, **kwargs)
+
+        flat = {k: np.reshape(v, (-1, *np.shape(v)[2:])) for k, v in samples.items()}
+        pred = call_compiled(predict, jax.random.PRNGKey(seed + 1), flat, tuple(predictive_args),
+                             dict(predictive_kwargs or {}))
         pp = {k: np.asarray(v).reshape((n_chains, -1) + tuple(np.shape(v)[1:])) for k, v in pred.items()}
-    return arviz_io.from_mcmc(mcmc, posterior_predictive=pp, dims=dims,
-                              attrs={"inference": "mcmc", **(attrs or {})})
+    return arviz_io.from_mcmc(mcmc, log_likelihood=ll, posterior_predictive=pp,
+                              observed_data=observed_values(model, args, kwargs) or None,
+                              dims=dims if dims is not None else plate_dims(model, args, kwargs), attrs=attrs)

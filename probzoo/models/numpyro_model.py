@@ -26,6 +26,7 @@ import numpy as np
 from scipy.special import logsumexp
 
 from probzoo.infer import engines as _engines
+from probzoo.infer.posterior import pointwise_log_likelihood
 from probzoo.infer.result import Fit
 from probzoo.models.base import ZooModel
 from probzoo.validation import check_probability, check_seed
@@ -227,7 +228,7 @@ class NumPyroFit(Fit):
         one row per posterior draw."""
         other = self.model.with_data(*args, **kwargs)
         draws = {k: np.asarray(v) for k, v in self.samples.items()}
-        return _engines._pointwise(other, draws, batch_ndims=1)
+        return pointwise_log_likelihood(other.model, draws, other.args, other.kwargs)
 
     def evaluate(self, *args: Any, **kwargs: Any) -> dict[str, float]:
         """``lpd``: the mean over observations of log (1/S) sum_s p(obs | draw s) on the given data (the
