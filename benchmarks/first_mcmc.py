@@ -1,13 +1,14 @@
-"""Time to a first MCMC fit in a fresh process: probzoo's NUTS against the same chains run with NumPyro and
-turned into InferenceData by ArviZ, as a user of those two libraries would write it.
+"""Time to a first MCMC fit in a fresh process: probzoo's NUTS against the same chains run with NumPyro and turned
+into InferenceData by ArviZ, as a user of those two libraries would write it.
 
 Two models: a Bayesian linear regression (3 coefficients, 100 points) brought in with ``pz.from_numpyro``, and
-the MDN with one hidden layer of 8 units on 500 ``two_branch`` points (NUTS over its 50 weights). Each
-contender runs in a new Python process with JAX's persistent compilation cache off, so every program it
-needs is compiled, as in a user's first session: ``fit_s`` is the fit call with its InferenceData (probzoo's
-``fit`` and ``fit.idata``; NumPyro's ``MCMC.run`` and ``az.from_numpyro``), ``total_s`` adds the imports.
-probzoo's fit also starts each chain apart, counts the gradients, and draws the posterior predictive (the
-MDN). Medians over ``--repeats`` rounds, contenders interleaved within a round.
+the MDN with one hidden layer of 8 units on 500 ``two_branch`` points (NUTS over its 50 weights). Each contender
+runs in a new Python process, probzoo with an empty compilation cache (its default cache, on a first run;
+NumPyro alone keeps none), so every program it needs is compiled, as in a user's first session: ``fit_s`` is the
+fit call with its InferenceData (probzoo's ``fit`` and ``fit.idata``; NumPyro's ``MCMC.run`` and
+``az.from_numpyro``), ``total_s`` adds the imports. probzoo's fit also starts each chain apart, counts the
+gradients, and draws the posterior predictive (the MDN). Medians over ``--repeats`` rounds, contenders
+interleaved within a round.
 
     python benchmarks/first_mcmc.py [--repeats 3]
 """
@@ -20,6 +21,7 @@ import os
 import platform
 import subprocess
 import sys
+import tempfile
 
 import numpy as np
 
@@ -86,8 +88,9 @@ print(json.dumps({{"total_s": t2 - t0, "fit_s": t2 - t1}}))
 def _run(code: str) -> dict[str, float]:
     env = {k: v for k, v in os.environ.items() if k not in ("JAX_COMPILATION_CACHE_DIR",
                                                               "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS")}
-    env["PROBZOO_COMPILATION_CACHE"] = "0"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
+    with tempfile.TemporaryDirectory() as cache:
+        env["PROBZOO_COMPILATION_CACHE"] = cache
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
