@@ -3,6 +3,7 @@ caller's guide is never set up with values of a traced program."""
 
 from __future__ import annotations
 
+import copy
 import logging
 
 import jax
@@ -185,6 +186,14 @@ def test_mcmc_chains_start_in_one_program_where_numpyro_starts_them(data):
     np.testing.assert_allclose(state.adapt_state.step_size, eager.adapt_state.step_size, rtol=1e-4)
     assert kernel._sample_fn is None          # the caller's kernel is not set up; the copy is
     assert fast._sample_fn is not None and fast.model is _regression
+    assert isinstance(fast, NUTS) and type(fast).__name__ == "NUTS"
+    # a copy of the copy (NumPyro's composite kernels copy the kernels they hold) starts its chains alike
+    again, again_compiled = compilations(copy.copy(compiled_init(kernel)).init, keys, 50, None, (x, y), {})
+    assert len(again_compiled) <= 1
+    np.testing.assert_array_equal(again.z["w"], state.z["w"])
+    # inside a traced program (chains mapped over devices) it is NumPyro's init, traced with the rest
+    traced = jax.jit(lambda k: compiled_init(kernel).init(k, 50, None, (x, y), {}).potential_energy)(keys)
+    np.testing.assert_allclose(traced, eager.potential_energy, rtol=1e-5)
     # starting values with a non-finite potential are refused, as NumPyro refuses them outside a trace
     bad = {"w": jnp.full((3, 2), jnp.nan), "s": jnp.zeros(3)}
     with pytest.raises(RuntimeError, match="Cannot find valid initial parameters"):

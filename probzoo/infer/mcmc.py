@@ -115,9 +115,8 @@ def run_mcmc(
     else:
         method = chain_method or choose_chain_method(num_chains)
         runner = check_choice(method, "chain_method", ("parallel", "vectorized", "sequential"))
-        if isinstance(kernel, HMC) and method != "parallel":
-            # NumPyro starts vectorised and single chains op by op (pmap and the sharded runner trace it)
-            kernel = compiled_init(kernel)
+    if isinstance(kernel, HMC):  # NumPyro starts vectorised and single chains op by op (pmap and shard_map trace it)
+        kernel = compiled_init(kernel)
     mcmc = MCMC(kernel, num_warmup=num_warmup, num_samples=num_samples, num_chains=num_chains,
                 thinning=thinning, chain_method=runner, progress_bar=progress and parallel is None,
                 jit_model_args=jit_model_args)

@@ -21,6 +21,7 @@ itself up inside that program; the caller's guide object is never modified.
 from __future__ import annotations
 
 import copy
+import functools
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -78,21 +79,33 @@ def _call(fn: Callable[..., Any], args: tuple, kwargs: dict[str, Any], options: 
 def compiled_init(kernel: HMC) -> HMC:
     """A copy of the HMC or NUTS ``kernel`` whose ``init`` (what ``numpyro.infer.MCMC`` calls to start its chains)
     runs as one compiled program instead of op by op. The chains start where NumPyro's own ``init`` starts them
-    (the same keys, the same search for valid values), up to rounding. The caller's kernel is not modified.
+    (the same keys, the same search for valid values), up to rounding. The caller's kernel is not modified; a
+    copy of the copy (NumPyro's composite kernels copy the kernels they hold) keeps the compiled ``init``.
 
     The model's data are constants of that program, not inputs: ``init`` leaves closures on the kernel (the
     warm-up's step-size search holds the potential, the potential holds the data) that the sampling program
     calls later, and a traced value in them would leak out of this program. NumPyro refuses starting values
     whose potential or gradient is not finite only outside a trace; the same check follows the program.
+    Called inside a traced program (chains mapped over devices), ``init`` is NumPyro's own, already compiled
+    as a part of that program.
     """
     if not isinstance(kernel, HMC):
         raise TypeError(f"kernel: expected numpyro's HMC or NUTS, got {type(kernel).__name__}")
-    copied = copy.copy(kernel)
-    eager = copied.init  # HMC.init bound to the copy: it sets the copy up (its sample function, transforms)
+    cls = _with_compiled_init(type(kernel))
+    copied = cls.__new__(cls)
+    copied.__dict__.update(vars(kernel))  # a shallow copy, as copy.copy makes, of the compiled-init class
+    return copied
 
-    def init(rng_key: Any, num_warmup: int, init_params: Any = None, model_args: tuple = (),
+
+class _CompiledInit:
+    """Mixin of :func:`compiled_init`: ``init`` as one compiled program."""
+
+    def init(self, rng_key: Any, num_warmup: int, init_params: Any = None, model_args: tuple = (),
              model_kwargs: Mapping[str, Any] | None = None) -> Any:
         kwargs = dict(model_kwargs or {})
+        eager = super().init  # type: ignore[misc]
+        if any(isinstance(v, jax.core.Tracer) for v in jax.tree.leaves((rng_key, init_params, model_args, kwargs))):
+            return eager(rng_key, num_warmup, init_params, model_args, kwargs)
         program = jax.jit(lambda key, params: eager(key, num_warmup, params, model_args, kwargs))
         state = program.lower(rng_key, init_params).compile(compiler_options=SET_UP_OPTIONS)(rng_key, init_params)
         if not (np.all(np.isfinite(np.asarray(state.potential_energy)))
@@ -102,8 +115,13 @@ def compiled_init(kernel: HMC) -> HMC:
                                f"{np.asarray(state.potential_energy)}.)")
         return state
 
-    copied.init = init
-    return copied
+
+@functools.cache
+def _with_compiled_init(cls: type) -> type:
+    if issubclass(cls, _CompiledInit):
+        return cls
+    # the kernel's own name, so that reprs and reports read as before
+    return type(cls.__name__, (_CompiledInit, cls), {"__module__": cls.__module__, "__qualname__": cls.__qualname__})
 
 
 def fresh_guide(guide: Callable) -> Callable:

@@ -44,6 +44,7 @@ from probzoo.infer.devices import DataParallel
 from probzoo.infer.diagnostics import record_gradients
 from probzoo.infer.mcmc import run_mcmc
 from probzoo.infer.posterior import svi_inference_data
+from probzoo.infer.programs import compiled_init
 from probzoo.infer.svi import run_svi
 from probzoo.models.base import BoundModel, ZooModel, runs_engines
 from probzoo.models.ukr.fit import UKRFit
@@ -375,7 +376,8 @@ class UKR(ZooModel):
         init = {"x": jnp.asarray(np.stack([start["x"] @ Q.astype(np.float32) for Q in turns]))}
         nuts = NUTS(self.model, max_tree_depth=max_tree_depth, dense_mass=dense_mass)
         if self.noise is None:
-            kernel = HMCGibbs(nuts, gibbs_fn=self.noise_conditional(Y), gibbs_sites=["s"])
+            # the Gibbs kernel starts its NUTS block in one compiled program too (run_mcmc does for NUTS alone)
+            kernel = HMCGibbs(compiled_init(nuts), gibbs_fn=self.noise_conditional(Y), gibbs_sites=["s"])
             s0 = start["s"] if "s" in start else self._init_values(Y, start["x"])["s"]
             init["s"] = jnp.full((num_chains,), s0, jnp.float32)  # Gibbs sites take constrained values
             fields = ("hmc_state.diverging", "hmc_state.num_steps")
