@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import jax
 import numpy as np
+import numpyro
 
 if TYPE_CHECKING:
     import arviz as az
@@ -113,8 +114,6 @@ def from_mcmc(mcmc: Any, *, log_likelihood: Mapping[str, Any] | None = None,
         stats[_SAMPLE_STATS.get(field, field)] = -value if field == "potential_energy" else value
         if field == "num_steps":
             stats["tree_depth"] = np.log2(value).astype(int) + 1
-    import numpyro
-
     return from_samples(mcmc.get_samples(group_by_chain=True), log_likelihood=log_likelihood,
                         posterior_predictive=posterior_predictive, observed_data=observed_data,
                         sample_stats=stats or None, dims=dims, chains=True,
