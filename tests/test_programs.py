@@ -103,6 +103,33 @@ def test_run_svi_leaves_the_callers_guide_untouched_and_draws_from_the_fit(data)
         assert np.all(np.abs(z.mean(0) - loc) < 4 * scale / np.sqrt(n)), k
         assert np.all(np.abs(z.std(0) - scale) < 4 * scale / np.sqrt(2 * n)), k
 
+def test_draws_and_importance_ratios_compile_at_level_one_and_give_the_default_levels_values(data, monkeypatch):
+    """A guide's draws and its importance ratios are compiled with ``DRAWS_OPTIONS`` (XLA backend optimisation
+    level 1, for compile time): the same values as the default level's program, to float32 rounding (LLVM's
+    further passes may contract a multiply-add or reorder a sum)."""
+    from probzoo.infer import programs
+    from probzoo.infer.diagnostics import guide_log_ratios
+
+    x, y = data
+    run = run_svi(_regression, AutoNormal(_regression), x, y, learning_rate=0.05, num_steps=300, seed=0)
+    compiled_with = []
+    original = programs._call
+    monkeypatch.setattr(programs, "_call", lambda fn, a, k, options: (compiled_with.append(options),
+                                                                       original(fn, a, k, options))[1])
+    draws = run.sample_posterior(jax.random.PRNGKey(1), 500)
+    ratios = guide_log_ratios(_regression, run.guide, run.params, (x, y), num_draws=500, seed=2)
+    assert compiled_with == [programs.DRAWS_OPTIONS] * 2
+    monkeypatch.setattr(programs, "DRAWS_OPTIONS", None)  # the same programs at XLA's default level
+    default_draws = run.sample_posterior(jax.random.PRNGKey(1), 500)
+    default_ratios = guide_log_ratios(_regression, run.guide, run.params, (x, y), num_draws=500, seed=2)
+    assert compiled_with[2:] == [None, None]
+    for k in ("w", "s"):
+        np.testing.assert_allclose(draws[k], default_draws[k], rtol=1e-5, atol=1e-6)
+    # log p(theta, y) - log q(theta) sums 200 terms of size ~1: rounding of a few ulps of ~300
+    np.testing.assert_allclose(ratios, default_ratios, rtol=0, atol=1e-3)
+    assert np.ptp(ratios) > 0.1  # the draws differ: ratios that vary, not one value repeated
+
+
 def test_fresh_guide_copies_the_set_up_state():
     guide = AutoNormal(_regression)
     copy = fresh_guide(guide)

@@ -27,7 +27,7 @@ from numpyro.infer import autoguide as ag
 from numpyro.infer.util import log_density, potential_energy
 
 from probzoo.infer import arviz_io
-from probzoo.infer.programs import call_compiled, fresh_guide, set_up
+from probzoo.infer.programs import call_draws, fresh_guide, set_up
 
 __all__ = ["KHAT_DRAWS", "fit_diagnostics", "gradient_field", "guide_log_ratios", "khat_reading", "psis_khat",
            "record_gradients", "record_variational", "table_columns"]
@@ -98,7 +98,7 @@ def guide_log_ratios(model: Callable, guide: Callable, params: Mapping[str, Any]
         keys = jax.random.split(key, n_chunks * chunk).reshape(n_chunks, chunk, -1)
         return jax.lax.map(jax.vmap(one), keys).reshape(-1)[:num_draws]
 
-    out = call_compiled(program, jax.random.PRNGKey(seed), dict(params), tuple(args), dict(kwargs or {}))
+    out = call_draws(program, jax.random.PRNGKey(seed), dict(params), tuple(args), dict(kwargs or {}))
     return np.asarray(out, np.float64)
 
 

@@ -17,7 +17,7 @@ from numpyro.infer import Predictive, init_to_sample
 from numpyro.infer.util import log_likelihood
 
 from probzoo.infer import arviz_io
-from probzoo.infer.programs import call_compiled, call_set_up, fresh_guide
+from probzoo.infer.programs import call_compiled, call_draws, call_set_up, fresh_guide
 
 __all__ = ["guide_draws", "mcmc_inference_data", "observed_values", "plate_dims", "pointwise_log_likelihood",
            "svi_inference_data"]
@@ -30,7 +30,7 @@ def guide_draws(guide: Callable, params: Mapping[str, Any], num_samples: int, se
     def program(key: Any, params: dict[str, Any], args: tuple, kwargs: dict[str, Any]) -> dict[str, Any]:
         return Predictive(fresh_guide(guide), params=params, num_samples=num_samples)(key, *args, **kwargs)
 
-    draws = call_compiled(program, jax.random.PRNGKey(seed), dict(params), tuple(args), dict(kwargs))
+    draws = call_draws(program, jax.random.PRNGKey(seed), dict(params), tuple(args), dict(kwargs))
     return {k: np.asarray(v) for k, v in draws.items() if not k.startswith("_")}
 
 
