@@ -42,14 +42,15 @@ def is_array(value: Any) -> bool:
 
 # XLA's backend optimisations (LLVM's) cost more time to compile than they save on a program that runs once and
 # does little work (a guide's set-up on one minibatch, a network's initialisation): such programs compile with
-# them off, about twice as fast. Programs that do the bulk work (training chunks, predictions) keep them.
+# them off, about twice as fast. Programs that do the bulk work (training chunks, predictions) keep them; a
+# guide's draws compile at level 1 (below).
 SET_UP_OPTIONS = {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive_passes": True}
 
 # A trained guide's draws and its importance ratios (guide and model evaluated once per draw, vectorised over the
-# draws) compile at XLA's backend optimisation level 1 instead of its default 3: LLVM's further passes took about
-# half of their compilation (a 4-unit MDN's mean-field guide: 1.4 s for the draws against 0.6 s, 2.4 s for the
-# ratios against 1.4 s) and did not make them run faster (the ratios of a 64-64 MDN on 10,000 points took 2.0 s at
-# either level). ``python benchmarks/compile_levels.py`` measures both.
+# draws) compile at XLA's backend optimisation level 1 instead of its default 3: LLVM's further passes took 16-67 %
+# of their compilation (a 4-unit MDN's mean-field guide: 1.52 s for the draws against 0.69 s, 2.63 s for the
+# ratios against 1.79 s) and did not make them run faster (the ratios of a 64-64 MDN over 10,000 points, 1.6-1.7 s
+# at either level). ``python benchmarks/compile_levels.py`` measures both (docs/benchmarks.md).
 DRAWS_OPTIONS = {"xla_backend_optimization_level": 1}
 
 
@@ -64,7 +65,8 @@ def call_compiled(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
 
 def call_draws(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     """:func:`call_compiled` for a program that evaluates a guide (and the model) once per posterior draw:
-    compiled at XLA's backend optimisation level 1 (``DRAWS_OPTIONS``), which halves its compilation."""
+    compiled at XLA's backend optimisation level 1 (``DRAWS_OPTIONS``): 0.3-0.8 of the default level's compile
+    time, the same run time."""
     return _call(fn, args, kwargs, DRAWS_OPTIONS)
 
 
