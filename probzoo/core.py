@@ -81,6 +81,10 @@ class Engine:
     # traced function of the data (no Python-side state), so that one compiled program maps it over many data
     # sets (simulation-based calibration); None where the engine cannot run that way
     posterior: Callable[..., Any] | None = field(default=None, repr=False)
+    # whether ``posterior`` runs vectorised over data sets (vmap): true where its work is the same for every
+    # data set; false where it depends on the data (NUTS's trajectories double until they turn, and a vmapped
+    # run of many data sets steps each one as long as the longest), so they run one after another (lax.map)
+    vectorise_posterior: bool = True
 
     @property
     def generic(self) -> bool:

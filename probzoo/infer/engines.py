@@ -525,18 +525,19 @@ def _mcmc_posterior(make_kernel: Callable[[Any, Any, Mapping[str, Any]], Any]) -
 def mcmc_engine(name: str, description: str, applies_to: str, make_kernel: Callable[[Any, Any, Mapping], Any], *,
                  options: Mapping[str, Any], budget: Mapping[str, Any] | None = None,
                  fields: tuple[str, ...] = (), supports: Callable[[Any], str | None] | None = None,
-                 traced: bool = True) -> Engine:
+                 traced: bool = True, vectorise_posterior: bool = True) -> Engine:
     return register(Engine(name, Family.MCMC, description, applies_to, dict(budget or _MCMC_BUDGET),
                            {"chain_method": None, "devices": None, **options}, supports or needs_continuous(name),
                            _bound(_mcmc_run(make_kernel, fields), name),
-                           posterior=_mcmc_posterior(make_kernel) if traced else None))
+                           posterior=_mcmc_posterior(make_kernel) if traced else None,
+                           vectorise_posterior=vectorise_posterior))
 
 
 mcmc_engine("nuts", "NumPyro NUTS", "continuous, differentiable latents",
              lambda m, init, o: NUTS(m.model, init_strategy=init, max_tree_depth=o["max_tree_depth"],
                                      target_accept_prob=o["target_accept_prob"], dense_mass=o["dense_mass"]),
              options={"max_tree_depth": 10, "target_accept_prob": 0.8, "dense_mass": False},
-             fields=("diverging", "num_steps"))
+             fields=("diverging", "num_steps"), vectorise_posterior=False)  # its trajectories' length varies
 mcmc_engine("hmc", "NumPyro HMC: num_leapfrog steps per draw, adapted step size", "continuous, differentiable latents",
              lambda m, init, o: HMC(m.model, init_strategy=init, num_steps=o["num_leapfrog"], trajectory_length=None,
                                     target_accept_prob=o["target_accept_prob"], dense_mass=o["dense_mass"]),
