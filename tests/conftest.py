@@ -25,3 +25,15 @@ os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
 def pytest_unconfigure(config):
     if _OWN_CACHE:
         shutil.rmtree(os.environ["PROBZOO_TEST_XLA_CACHE"], ignore_errors=True)
+
+
+def pytest_xdist_auto_num_workers(config):
+    """``-n auto``: one worker more than the cores this process may use. Much of a worker's time is
+    single-threaded (XLA compiling a program, tracing it in Python) or waiting on a subprocess it started, so
+    with as many workers as cores some cores idle: on two cores, three workers ran the suite in 841 s and four
+    in 845 s against 930-937 s for two (docs/benchmarks.md, "The test suite").
+    PYTEST_XDIST_AUTO_NUM_WORKERS still sets the number."""
+    if os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS"):
+        return None  # xdist's own hook reads it
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return cores + 1
