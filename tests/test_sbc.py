@@ -98,9 +98,10 @@ def test_same_seed_same_ranks(normal_model):
 def test_simulations_vectorised_or_one_after_another_give_the_same_ranks(normal_model):
     """The simulations run vectorised (vmap) or, for an engine whose work depends on the data (NUTS), one
     after another (lax.map): each simulation gets the same key and data either way. The exact posterior's
-    draws are a normal draw times a scale plus a mean, so the two orders differ by float rounding only, and a
-    rank moves only if a draw lies within that rounding of its true value (chance about 1e-3 over 3,000
-    comparisons)."""
+    draws are a normal draw times a scale plus a mean, so the two programs differ by float rounding only, and a
+    rank moves (by one) only if a draw lies within that rounding of its true value: chance about 1e-3 over the
+    3,000 comparisons, so one such move is allowed; keys or data given to the wrong simulation would move
+    nearly every rank."""
     assert not engine("nuts").vectorise_posterior
     assert all(engine(name).vectorise_posterior for name in ("hmc", "sa", "barker", "meanfield", "fullrank"))
     exact = exact_posterior_engine(0.0)
@@ -108,7 +109,8 @@ def test_simulations_vectorised_or_one_after_another_give_the_same_ranks(normal_
                         seed=5)
     vectorised = pz.sbc(normal_model, dataclasses.replace(exact, vectorise_posterior=True), num_simulations=30,
                         seed=5)
-    np.testing.assert_array_equal(one_by_one.ranks["mu"], vectorised.ranks["mu"])
+    moved = np.abs(one_by_one.ranks["mu"] - vectorised.ranks["mu"])
+    assert moved.max() <= 1 and np.count_nonzero(moved) <= 1, (one_by_one.ranks["mu"], vectorised.ranks["mu"])
     assert len(set(one_by_one.ranks["mu"].tolist())) > 10  # 30 simulations, not one repeated
 
 
